@@ -1,0 +1,176 @@
+"""Perceptual losses: Gram matrices, content, style and total-variation terms, and PerceptualLoss.
+
+Plain functions first (testable alone), then one module that both the Gatys optimizer and the
+trainer use unchanged.
+
+Departures from the papers, on purpose:
+- Gram matrices are normalized by C*H*W (Johnson et al.), not left raw (Gatys et al.), so a
+  layer's style term does not grow with the image size.
+- With ``normalize=True`` (the default) every layer's term is divided by the mean square of its
+  target (the content activations, or the target Gram matrix). Each term is then a relative error
+  of order one, whatever the magnitude of the features: the Caffe-convention HED features are two
+  orders of magnitude larger than torchvision's, and their squares four, and a weight set tuned on
+  one weights source would be meaningless on the other. It also evens out the layers, which the
+  papers balance with per-layer weights instead.
+- TV is the mean squared difference of neighbouring pixels (the L2 form of Johnson's code),
+  averaged per pixel so its weight does not depend on the image size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from nst.vgg import VGGFeatures
+
+_EPS = 1e-8
+
+
+def gram_matrix(feat: Tensor) -> Tensor:
+    """(N, C, H, W) -> (N, C, C) Gram matrices normalized by C*H*W, in float32 even under autocast."""
+    n, c, h, w = feat.shape
+    with torch.autocast(device_type=feat.device.type, enabled=False):
+        f = feat.float().reshape(n, c, h * w)
+        return torch.bmm(f, f.transpose(1, 2)) / (c * h * w)
+
+
+def _sq_error(x: Tensor, target: Tensor, normalize: bool) -> Tensor:
+    """Mean squared error in float32, optionally relative to the target's mean square."""
+    x, target = x.float(), target.float()
+    err = F.mse_loss(x, target.expand_as(x))
+    if normalize:
+        err = err / (target.detach().pow(2).mean() + _EPS)
+    return err
+
+
+def content_loss(feat: Tensor, target: Tensor, normalize: bool = True) -> Tensor:
+    """MSE between activations (N, C, H, W); relative to the target's mean square if ``normalize``."""
+    return _sq_error(feat, target, normalize)
+
+
+def style_loss(gram: Tensor, target: Tensor, normalize: bool = True) -> Tensor:
+    """MSE between Gram matrices (N, C, C) and a target (1 or N, C, C)."""
+    return _sq_error(gram, target, normalize)
+
+
+def tv_loss(img: Tensor) -> Tensor:
+    """Mean squared difference of vertical and horizontal neighbours of (N, C, H, W)."""
+    img = img.float()
+    dh = (img[..., 1:, :] - img[..., :-1, :]).pow(2)
+    dw = (img[..., :, 1:] - img[..., :, :-1]).pow(2)
+    zero = img.new_zeros(())
+    return (dh.mean() if dh.numel() else zero) + (dw.mean() if dw.numel() else zero)
+
+
+def blend_weights(count: int, blend: Sequence[float] | None) -> list[float]:
+    """Validated, normalized blend weights for ``count`` style images."""
+    if blend is None:
+        return [1.0 / count] * count
+    blend = [float(b) for b in blend]
+    if len(blend) != count:
+        raise ValueError(f"style_blend has {len(blend)} weights for {count} style images")
+    if any(b < 0 for b in blend) or sum(blend) <= 0:
+        raise ValueError(f"style_blend={blend}: weights must be >= 0 and not all zero")
+    total = sum(blend)
+    return [b / total for b in blend]
+
+
+class PerceptualLoss(nn.Module):
+    """Content + style + TV loss through one frozen VGG.
+
+    Args:
+        vgg: the feature extractor; its taps must cover the content and style layers.
+        content_layers: ``{name: weight}`` (or a list, weight 1 each).
+        style_layers: ``{name: weight}`` (or a list, weight 1 each).
+        content_weight, style_weight, tv_weight: the overall weights of the three terms.
+        normalize: divide each layer's term by its target's mean square (see the module doc).
+
+    ``set_style(images, blend)`` stores the blended Gram targets as buffers (they follow
+    ``.to(device)``). ``forward(img, content)`` returns a dict: ``loss`` (the weighted total),
+    ``content``, ``style``, ``tv`` (weighted terms) and ``content/<layer>``, ``style/<layer>``
+    (unweighted per-layer terms), all detached except ``loss``.
+    """
+
+    def __init__(self, vgg: VGGFeatures, content_layers: Mapping[str, float] | Sequence[str],
+                 style_layers: Mapping[str, float] | Sequence[str], content_weight: float = 1.0,
+                 style_weight: float = 1.0, tv_weight: float = 0.0, normalize: bool = True):
+        super().__init__()
+        self.content_layers = _as_weights(content_layers)
+        self.style_layers = _as_weights(style_layers)
+        missing = [n for n in {**self.content_layers, **self.style_layers} if n not in vgg.layers]
+        if missing:
+            raise ValueError(f"the VGG does not tap {', '.join(missing)}")
+        self.vgg = vgg
+        self.content_weight = float(content_weight)
+        self.style_weight = float(style_weight)
+        self.tv_weight = float(tv_weight)
+        self.normalize = bool(normalize)
+        self._has_style = False
+
+    @property
+    def layers(self) -> list[str]:
+        """Every layer this loss reads, in VGG order."""
+        return [n for n in self.vgg.layers if n in self.content_layers or n in self.style_layers]
+
+    @torch.no_grad()
+    def set_style(self, images: Sequence[Tensor], blend: Sequence[float] | None = None) -> None:
+        """Compute the Gram targets of (1, 3, H, W) style images once, blended by ``blend``."""
+        if not images:
+            raise ValueError("set_style needs at least one style image")
+        weights = blend_weights(len(images), blend)
+        targets: dict[str, Tensor] = {}
+        for img, w in zip(images, weights):
+            feats = self.vgg(img.to(self._device()))
+            for name in self.style_layers:
+                g = gram_matrix(feats[name]).mean(0, keepdim=True) * w
+                targets[name] = targets[name] + g if name in targets else g
+        for name, g in targets.items():
+            # Not persistent: targets are recomputed from the style image, checkpoints stay small.
+            self.register_buffer(f"style_target_{name}", g, persistent=False)
+        self._has_style = True
+
+    def style_target(self, name: str) -> Tensor:
+        return getattr(self, f"style_target_{name}")
+
+    @torch.no_grad()
+    def content_targets(self, content: Tensor) -> dict[str, Tensor]:
+        """Content activations of (N, 3, H, W) images, detached, to reuse across steps."""
+        feats = self.vgg(content)
+        return {n: feats[n].detach() for n in self.content_layers}
+
+    def forward(self, img: Tensor, content: Tensor | Mapping[str, Tensor] | None = None) -> dict[str, Tensor]:
+        if self.style_layers and not self._has_style:
+            raise RuntimeError("PerceptualLoss.set_style() must be called before the forward pass")
+        if isinstance(content, Tensor):
+            content = self.content_targets(content)
+        feats = self.vgg(img)
+        out: dict[str, Tensor] = {}
+        zero = img.new_zeros((), dtype=torch.float32)
+        c_total = zero
+        if content is not None:
+            for name, w in self.content_layers.items():
+                term = content_loss(feats[name], content[name], self.normalize)
+                out[f"content/{name}"] = term.detach()
+                c_total = c_total + w * term
+        s_total = zero
+        for name, w in self.style_layers.items():
+            term = style_loss(gram_matrix(feats[name]), self.style_target(name), self.normalize)
+            out[f"style/{name}"] = term.detach()
+            s_total = s_total + w * term
+        tv = tv_loss(img) if self.tv_weight else zero
+        c_total, s_total, tv = self.content_weight * c_total, self.style_weight * s_total, self.tv_weight * tv
+        out.update(loss=c_total + s_total + tv, content=c_total.detach(), style=s_total.detach(),
+                   tv=tv.detach())
+        return out
+
+    def _device(self) -> torch.device:
+        return self.vgg.mean.device
+
+
+def _as_weights(layers: Mapping[str, float] | Sequence[str]) -> dict[str, float]:
+    if isinstance(layers, Mapping):
+        return {str(k): float(v) for k, v in layers.items()}
+    return {str(n): 1.0 for n in layers}

@@ -1,0 +1,115 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from nst.losses import PerceptualLoss, blend_weights, content_loss, gram_matrix, style_loss, tv_loss
+from nst.vgg import VGGFeatures
+
+
+@pytest.fixture(scope="module")
+def vgg():
+    return VGGFeatures("vgg16", "random", ["relu1_2", "relu2_2", "relu3_3"])
+
+
+def make_loss(vgg, **kw):
+    args = dict(content_layers={"relu2_2": 1.0}, style_layers={"relu1_2": 1.0, "relu3_3": 0.5},
+                content_weight=1.0, style_weight=10.0, tv_weight=1.0)
+    args.update(kw)
+    return PerceptualLoss(vgg, **args)
+
+
+def test_gram_matches_hand_computed_value():
+    f = torch.tensor([[1.0, 2.0], [3.0, 4.0]]).view(1, 2, 1, 2)  # C=2, H=1, W=2
+    expected = torch.tensor([[1 + 4, 3 + 8], [3 + 8, 9 + 16]]) / 4.0
+    torch.testing.assert_close(gram_matrix(f)[0], expected)
+
+
+def test_gram_is_float32_from_half_input():
+    assert gram_matrix(torch.rand(2, 3, 4, 4).bfloat16()).dtype == torch.float32
+
+
+def test_gram_gradcheck():
+    f = torch.rand(1, 2, 3, 3, dtype=torch.float64, requires_grad=True)
+    # gram_matrix computes in float32 by design; check the math on the float64 reference.
+    assert torch.autograd.gradcheck(lambda x: torch.bmm(x.flatten(2), x.flatten(2).transpose(1, 2)), (f,))
+
+
+def test_content_loss_gradcheck():
+    x = torch.rand(1, 2, 3, 3, dtype=torch.float64, requires_grad=True)
+    t = torch.rand(1, 2, 3, 3, dtype=torch.float64)
+    assert torch.autograd.gradcheck(lambda a: torch.nn.functional.mse_loss(a, t) / t.pow(2).mean(), (x,))
+
+
+def test_terms_are_zero_at_their_targets():
+    f = torch.rand(2, 4, 5, 5)
+    assert content_loss(f, f) == 0
+    g = gram_matrix(f)
+    assert style_loss(g, g) == 0
+    assert tv_loss(torch.full((1, 3, 8, 8), 0.3)) == 0
+
+
+def test_normalization_makes_terms_scale_free():
+    f, t = torch.rand(1, 4, 5, 5), torch.rand(1, 4, 5, 5)
+    torch.testing.assert_close(content_loss(100 * f, 100 * t), content_loss(f, t))
+    g, h = gram_matrix(f), gram_matrix(t)
+    torch.testing.assert_close(style_loss(gram_matrix(100 * f), gram_matrix(100 * t)), style_loss(g, h))
+
+
+def test_tv_of_a_step_edge():
+    img = torch.zeros(1, 1, 4, 4)
+    img[..., 2:] = 1.0  # one vertical edge: 4 of 12 horizontal differences are 1
+    torch.testing.assert_close(tv_loss(img), torch.tensor(4 / 12))
+
+
+def test_blend_weights_normalize_and_validate():
+    assert blend_weights(2, [3, 1]) == [0.75, 0.25]
+    with pytest.raises(ValueError):
+        blend_weights(2, [1.0])
+
+
+def test_style_targets_are_buffers_that_follow_the_module(vgg, image):
+    loss = make_loss(vgg)
+    loss.set_style([image])
+    names = {n for n, _ in loss.named_buffers()}
+    assert {"style_target_relu1_2", "style_target_relu3_3"} <= names
+    assert "style_target_relu1_2" not in loss.state_dict()
+
+
+def test_loss_is_zero_for_the_style_image_itself_without_content_and_tv(vgg, image):
+    loss = make_loss(vgg, tv_weight=0.0)
+    loss.set_style([image])
+    out = loss(image, image)
+    assert out["loss"].item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_returns_every_term_by_name(vgg, image):
+    loss = make_loss(vgg)
+    loss.set_style([image.flip(-1)])
+    out = loss(image.flip(-2), image)
+    assert {"loss", "content", "style", "tv", "content/relu2_2", "style/relu1_2", "style/relu3_3"} <= set(out)
+    total = out["content"] + out["style"] + out["tv"]
+    torch.testing.assert_close(out["loss"].detach(), total)
+    torch.testing.assert_close(out["style"], 10.0 * (out["style/relu1_2"] + 0.5 * out["style/relu3_3"]))
+
+
+def test_blend_of_two_styles_is_the_weighted_gram(vgg, image):
+    a, b = image, image.flip(-1).roll(7, -2)
+    la, lb, lab = make_loss(vgg), make_loss(vgg), make_loss(vgg)
+    la.set_style([a]), lb.set_style([b]), lab.set_style([a, b], [0.7, 0.3])
+    expected = 0.7 * la.style_target_relu1_2 + 0.3 * lb.style_target_relu1_2
+    torch.testing.assert_close(lab.style_target_relu1_2, expected)
+
+
+def test_gradient_flows_to_the_image_only(vgg, image):
+    loss = make_loss(vgg)
+    loss.set_style([image.flip(-1)])
+    x = image.clone().requires_grad_(True)
+    loss(x, image)["loss"].backward()
+    assert x.grad.abs().sum() > 0
+    assert all(p.grad is None for p in loss.parameters())
+
+
+def test_forward_before_set_style_is_an_error(vgg, image):
+    with pytest.raises(RuntimeError, match="set_style"):
+        make_loss(vgg)(image, image)

@@ -1,0 +1,63 @@
+"""The command line: ``nst [mode=MODE] [key=value ...]`` (Hydra).
+
+This package is the only place that imports Hydra. ``main`` composes the config, and each mode's
+module (``nst/cli/<mode>.py``) turns it into calls of plain library functions.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from nst.assets import asset
+from nst.errors import NSTError
+
+log = logging.getLogger("nst")
+
+MODES = ("train", "gatys", "stylize", "export", "compare", "weights")
+
+
+def config_dir() -> str:
+    """The configs folder: the repository's in a checkout (editable install), else the packaged copy."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here.parent.parent / "configs", here.parent / "configs"):
+        if (candidate / "config.yaml").exists():
+            return str(candidate)
+    raise RuntimeError(f"nst: no configs folder found near {here}")
+
+
+if not OmegaConf.has_resolver("asset"):
+    OmegaConf.register_new_resolver("asset", asset)
+
+
+def run(cfg: DictConfig) -> object:
+    """Dispatch on ``cfg.mode`` to ``nst.cli.<mode>.run(cfg)``."""
+    mode = cfg.get("mode")
+    if mode not in MODES:
+        raise NSTError(f"mode={mode!r}: unknown mode (choose from {', '.join(MODES)})")
+    try:
+        module = importlib.import_module(f"nst.cli.{mode}")
+    except ModuleNotFoundError as e:
+        if e.name != f"nst.cli.{mode}":
+            raise
+        raise NSTError(f"mode={mode} is not built yet in this version of nst") from e
+    return module.run(cfg)
+
+
+@hydra.main(version_base="1.3", config_path=config_dir(), config_name="config")
+def _hydra_main(cfg: DictConfig) -> object:
+    try:
+        return run(cfg)
+    except NSTError as e:
+        # One line and a non-zero exit: a user mistake is not a crash.
+        print(f"nst: error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+def main() -> None:
+    _hydra_main()

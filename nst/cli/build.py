@@ -1,0 +1,89 @@
+"""Builders shared by the modes: config -> loss network, style images, trainer, logger, paths."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytorch_lightning as pl
+from hydra.utils import instantiate
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from nst.errors import NSTError
+from nst.image import load_image
+from nst.losses import PerceptualLoss
+
+
+def loss_layers(loss_cfg: DictConfig) -> list[str]:
+    """Every VGG layer the loss config reads."""
+    names: list[str] = []
+    for key in ("content_layers", "style_layers"):
+        value = loss_cfg.get(key) or {}
+        names += list(value.keys() if isinstance(value, DictConfig) else value)
+    return list(dict.fromkeys(names))
+
+
+def build_loss(cfg: DictConfig) -> PerceptualLoss:
+    """The frozen VGG (cut after the deepest layer the loss reads) inside a PerceptualLoss."""
+    vgg = instantiate(cfg.vgg, layers=loss_layers(cfg.loss))
+    loss_cfg = OmegaConf.to_container(cfg.loss, resolve=True)
+    return instantiate(loss_cfg, vgg=vgg)
+
+
+def as_list(value) -> list:
+    """A config value that may be one item or a list -> a Python list (None -> [])."""
+    if value is None:
+        return []
+    if isinstance(value, (ListConfig, list, tuple)):
+        return list(value)
+    return [value]
+
+
+def require(cfg: DictConfig, key: str, hint: str) -> object:
+    """``cfg[key]`` or a one-line error saying what to pass."""
+    value = cfg.get(key)
+    if value is None or value == [] or value == "":
+        raise NSTError(f"mode={cfg.mode} needs {key}=... ({hint})")
+    return value
+
+
+def load_styles(cfg: DictConfig, max_side: int | None) -> tuple[list, list[str]]:
+    """The style image(s) at ``max_side`` and their paths; checks ``style_blend`` against them."""
+    paths = [str(p) for p in as_list(require(cfg, "style", "a painting, or a list [A,B]"))]
+    blend = as_list(cfg.get("style_blend"))
+    if blend and len(blend) != len(paths):
+        raise NSTError(f"style_blend has {len(blend)} weights for {len(paths)} style images")
+    if blend and (any(float(b) < 0 for b in blend) or sum(float(b) for b in blend) <= 0):
+        raise NSTError(f"style_blend={list(blend)}: weights must be >= 0 and not all zero")
+    return [load_image(p, max_side=max_side) for p in paths], paths
+
+
+def set_style(loss: PerceptualLoss, images: Sequence, paths: Sequence[str], blend) -> None:
+    """``loss.set_style`` with the file named in the error when a style image is too small."""
+    for img, path in zip(images, paths):
+        need = loss.vgg.min_size()
+        if min(img.shape[-2:]) < need:
+            raise NSTError(f"{path}: style image of {img.shape[-1]}x{img.shape[-2]} px is too small "
+                           f"for the VGG layers used (needs at least {need} px per side)")
+    loss.set_style(list(images), [float(b) for b in blend] if blend else None)
+
+
+def build_logger(cfg: DictConfig):
+    """The configured Lightning logger, or False for ``logger=none``."""
+    if not cfg.get("logger") or "_target_" not in cfg.logger:
+        return False
+    Path(cfg.paths.output_dir).mkdir(parents=True, exist_ok=True)
+    return instantiate(cfg.logger)
+
+
+def build_trainer(cfg: DictConfig, callbacks: Sequence[pl.Callback] = (), **overrides) -> pl.Trainer:
+    """A ``pl.Trainer`` from ``cfg.trainer`` with the configured logger and the given callbacks."""
+    kwargs = dict(default_root_dir=cfg.paths.output_dir, logger=build_logger(cfg), callbacks=list(callbacks))
+    kwargs.update(overrides)
+    return instantiate(cfg.trainer, **kwargs)
+
+
+def output_path(cfg: DictConfig, default_name: str) -> Path:
+    """``output`` if given, else ``default_name`` inside the run folder."""
+    out = cfg.get("output")
+    return Path(out) if out else Path(cfg.paths.output_dir) / default_name

@@ -1,0 +1,132 @@
+"""TransformerNet: sizes, range, purity, gradients, shared instance-norm statistics."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from nst.transformer import InstanceNorm, TransformerNet, instance_norm
+
+
+@pytest.fixture
+def net() -> TransformerNet:
+    torch.manual_seed(0)
+    return TransformerNet(channels=8, num_residual=1)
+
+
+@pytest.mark.parametrize("size", [(1, 1), (2, 3), (7, 5), (33, 17), (64, 64)])
+def test_output_has_exactly_the_input_size(net, size):
+    x = torch.rand(2, 3, *size)
+    assert net(x).shape == x.shape
+
+
+def test_output_stays_in_unit_range_even_when_saturated(net):
+    with torch.no_grad():
+        net.head[1].weight.mul_(1000.0)  # push the pre-activation far outside [-10, 10]
+    y = net(torch.rand(1, 3, 32, 32))
+    assert torch.isfinite(y).all()
+    assert y.min() >= 0.0 and y.max() <= 1.0
+    assert y.min() < 0.01 and y.max() > 0.99  # really saturated, so the bound was tested
+
+
+def test_input_is_not_mutated(net):
+    x = torch.rand(1, 3, 33, 17)
+    before = x.clone()
+    net(x)
+    net(x, norm_stats=net.capture_norm_stats(x))
+    assert torch.equal(x, before)
+
+
+def test_gradients_reach_every_parameter(net):
+    x = torch.rand(2, 3, 32, 24)
+    target = torch.rand(2, 3, 32, 24)
+    ((net(x) - target) ** 2).mean().backward()
+    for name, p in net.named_parameters():
+        assert p.grad is not None, name
+        assert torch.isfinite(p.grad).all(), name
+        assert p.grad.abs().sum() > 0, name
+
+
+def test_shared_stats_from_the_same_image_reproduce_the_normal_path(net):
+    x = torch.rand(2, 3, 37, 29)
+    stats = net.capture_norm_stats(x)
+    assert len(stats) == net.num_norms
+    torch.testing.assert_close(net(x, norm_stats=stats), net(x), rtol=0, atol=1e-6)
+
+
+def test_shared_stats_are_actually_used_for_a_tile(net):
+    whole = torch.rand(1, 3, 64, 64)
+    whole[..., :32, :32] *= 0.2  # a dark corner: its own statistics differ from the whole image's
+    tile = whole[..., :32, :32]
+    stats = net.capture_norm_stats(whole)
+    assert not torch.allclose(net(tile, norm_stats=stats), net(tile), atol=1e-4)
+
+
+def test_stats_of_one_image_broadcast_over_a_batch_of_tiles(net):
+    whole = torch.rand(1, 3, 48, 48)
+    tiles = torch.cat([whole[..., :24, :24], whole[..., 24:, 24:]])
+    stats = net.capture_norm_stats(whole)
+    batched = net(tiles, norm_stats=stats)
+    one = net(tiles[1:], norm_stats=stats)
+    assert batched.shape == tiles.shape
+    torch.testing.assert_close(batched[1:], one, rtol=0, atol=1e-6)
+
+
+def test_wrong_number_of_stats_is_refused(net):
+    x = torch.rand(1, 3, 16, 16)
+    with pytest.raises(ValueError, match="norm_stats"):
+        net(x, norm_stats=net.capture_norm_stats(x)[:-1])
+
+
+def test_non_rgb_input_is_refused(net):
+    with pytest.raises(ValueError, match=r"\(N,3,H,W\)"):
+        net(torch.rand(1, 1, 16, 16))
+
+
+def test_config_rebuilds_the_same_architecture(net):
+    twin = TransformerNet(**net.config)
+    assert net.config == {"channels": 8, "num_residual": 1}
+    shapes = {k: v.shape for k, v in net.state_dict().items()}
+    assert shapes == {k: v.shape for k, v in twin.state_dict().items()}
+
+
+def test_small_preset_has_fewer_parameters():
+    def count(m):
+        return sum(p.numel() for p in m.parameters())
+
+    assert count(TransformerNet(channels=16, num_residual=3)) < count(TransformerNet()) / 4
+
+
+def test_impossible_config_is_refused():
+    with pytest.raises(ValueError, match="channels"):
+        TransformerNet(channels=0)
+
+
+def test_instance_norm_matches_torch_and_returns_its_stats():
+    torch.manual_seed(1)
+    norm = InstanceNorm(4)
+    with torch.no_grad():
+        norm.weight.uniform_(0.5, 2.0)
+        norm.bias.uniform_(-1.0, 1.0)
+    ref = torch.nn.InstanceNorm2d(4, affine=True)
+    ref.load_state_dict(norm.state_dict())
+    x = torch.randn(2, 4, 9, 7) * 3 + 1
+    y, (mean, var) = norm(x)
+    torch.testing.assert_close(y, ref(x), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(mean, x.mean((2, 3), keepdim=True))
+    assert var.shape == (2, 4, 1, 1)
+
+
+def test_instance_norm_with_given_stats_uses_them():
+    x = torch.randn(1, 2, 5, 5)
+    stats = (torch.full((1, 2, 1, 1), 1.0), torch.full((1, 2, 1, 1), 4.0))
+    y, used = instance_norm(x, None, None, eps=0.0, stats=stats)
+    assert used is stats
+    torch.testing.assert_close(y, (x - 1.0) / 2.0)
+
+
+def test_bfloat16_autocast_keeps_shape_and_finite_values(net):
+    x = torch.rand(1, 3, 21, 19)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = net(x)
+    assert y.shape == x.shape and torch.isfinite(y).all()

@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from nst.color import color_mode, match_color, rgb_to_yiq, transfer_luminance, yiq_to_rgb
+from nst.errors import NSTError
+
+
+def test_yiq_round_trip(image):
+    torch.testing.assert_close(yiq_to_rgb(rgb_to_yiq(image)), image, atol=1e-5, rtol=0)
+
+
+def test_luminance_transfer_keeps_content_chroma_and_result_luma(image):
+    image = image * 0.5 + 0.25
+    stylized = image.flip(-1).roll(5, -2) * 0.2 + 0.4  # mid-range: the recombination stays in gamut
+    out = transfer_luminance(stylized, image)
+    yo, yc, ys = rgb_to_yiq(out), rgb_to_yiq(image), rgb_to_yiq(stylized)
+    torch.testing.assert_close(yo[:, 1:], yc[:, 1:], atol=2e-3, rtol=0)
+    torch.testing.assert_close(yo[:, :1], ys[:, :1], atol=2e-3, rtol=0)
+
+
+def test_match_color_moves_mean_and_covariance_to_reference(image):
+    source = image.roll(9, -1) * torch.tensor([0.2, 0.9, 0.4]).view(1, 3, 1, 1)
+    reference = image * 0.6 + 0.2
+    out = match_color(source, reference)
+    torch.testing.assert_close(out.mean((0, 2, 3)), reference.mean((0, 2, 3)), atol=2e-2, rtol=0)
+    torch.testing.assert_close(torch.cov(out.reshape(3, -1)), torch.cov(reference.reshape(3, -1)),
+                               atol=5e-3, rtol=0)
+
+
+@pytest.mark.parametrize("value,expected", [(False, "none"), (None, "none"), (True, "luminance"),
+                                            ("histogram", "histogram")])
+def test_color_mode_values(value, expected):
+    assert color_mode(value) == expected
+
+
+def test_color_mode_rejects_unknown():
+    with pytest.raises(NSTError, match="preserve_color"):
+        color_mode("sepia")

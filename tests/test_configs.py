@@ -1,0 +1,88 @@
+"""Every option of every config group composes, and the objects it describes instantiate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from nst.cli import config_dir
+from nst.cli.build import build_loss
+
+CONFIGS = Path(config_dir())
+BASE = ["vgg.weights=random", "logger=none"]
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONFIGS / group).glob("*.yaml"))
+
+
+def compose_cfg(tmp_path, *overrides: str):
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        return compose("config", overrides=[*BASE, f"paths.output_dir={tmp_path}", *overrides])
+
+
+@pytest.mark.parametrize("group", ["mode", "vgg", "loss", "model", "data", "trainer", "logger", "experiment"])
+def test_group_has_options(group):
+    assert options(group), f"configs/{group} is empty"
+
+
+@pytest.mark.parametrize("mode", options("mode"))
+def test_every_mode_composes_and_names_itself(tmp_path, mode):
+    cfg = compose_cfg(tmp_path, f"mode={mode}")
+    assert cfg.mode == mode
+
+
+@pytest.mark.parametrize("experiment", options("experiment"))
+def test_every_experiment_composes(tmp_path, experiment):
+    cfg = compose_cfg(tmp_path, f"experiment={experiment}")
+    OmegaConf.resolve(cfg) if experiment != "johnson2016" else None
+    assert cfg.mode
+
+
+@pytest.mark.parametrize("loss", options("loss"))
+def test_every_loss_instantiates_on_its_network(tmp_path, loss):
+    vgg = "vgg19" if "vgg19" in loss else "vgg16"
+    cfg = compose_cfg(tmp_path, f"loss={loss}", f"vgg={vgg}")
+    built = build_loss(cfg)
+    assert set(built.layers) == set(cfg.loss.content_layers) | set(cfg.loss.style_layers)
+
+
+@pytest.mark.parametrize("model", options("model"))
+def test_every_model_instantiates(tmp_path, model):
+    net = instantiate(compose_cfg(tmp_path, f"model={model}").model)
+    assert sum(p.numel() for p in net.parameters()) > 0
+
+
+@pytest.mark.parametrize("trainer", options("trainer"))
+def test_every_trainer_config_has_the_gpu_settings(tmp_path, trainer):
+    cfg = compose_cfg(tmp_path, f"trainer={trainer}")
+    for key in ("accelerator", "devices", "precision", "strategy", "num_nodes"):
+        assert key in cfg.trainer
+    assert {"channels_last", "compile"} <= set(cfg.perf)
+
+
+def test_cpu_trainer_instantiates(tmp_path):
+    cfg = compose_cfg(tmp_path, "trainer=cpu", "trainer.max_steps=1")
+    trainer = instantiate(cfg.trainer, logger=False, enable_checkpointing=False)
+    assert trainer.max_steps == 1
+
+
+@pytest.mark.parametrize("logger", [o for o in options("logger") if o != "none"])
+def test_every_logger_instantiates_offline(tmp_path, logger):
+    cfg = compose_cfg(tmp_path, f"logger={logger}")
+    assert instantiate(cfg.logger) is not None
+
+
+def test_style_weight_is_overridable(tmp_path):
+    assert compose_cfg(tmp_path, "loss.style_weight=123").loss.style_weight == 123
+
+
+def test_asset_resolver_points_into_the_package(tmp_path):
+    from nst.cli import asset  # noqa: F401  (importing nst.cli registers the resolver)
+
+    cfg = OmegaConf.create({"p": "${asset:styles/starry_night.jpg}"})
+    assert Path(cfg.p).is_file()

@@ -129,10 +129,14 @@ class TransformerNet(nn.Module):
     def __init__(self, channels: int = 32, num_residual: int = 5) -> None:
         super().__init__()
         if channels < 1 or num_residual < 0:
-            raise ValueError(f"TransformerNet: need channels >= 1 and num_residual >= 0, got {channels}, {num_residual}")
+            raise ValueError(
+                f"TransformerNet: need channels >= 1 and num_residual >= 0, got {channels}, {num_residual}"
+            )
         self.config = {"channels": int(channels), "num_residual": int(num_residual)}
         c = channels
-        self.encoder = nn.ModuleList([ConvBlock(3, c, 9), ConvBlock(c, 2 * c, 3, 2), ConvBlock(2 * c, 4 * c, 3, 2)])
+        self.encoder = nn.ModuleList(
+            [ConvBlock(3, c, 9), ConvBlock(c, 2 * c, 3, stride=2), ConvBlock(2 * c, 4 * c, 3, stride=2)]
+        )
         self.residuals = nn.ModuleList([ResidualBlock(4 * c) for _ in range(num_residual)])
         self.decoder = nn.ModuleList(
             [ConvBlock(4 * c, 2 * c, 3, upsample=True), ConvBlock(2 * c, c, 3, upsample=True)]
@@ -145,7 +149,9 @@ class TransformerNet(nn.Module):
         if not torch.jit.is_tracing() and (x.dim() != 4 or x.shape[1] != 3):
             raise ValueError(f"TransformerNet expects (N,3,H,W) input, got {list(x.shape)}")
         if norm_stats is not None and len(norm_stats) != self.num_norms:
-            raise ValueError(f"norm_stats has {len(norm_stats)} entries, this network has {self.num_norms} norms")
+            raise ValueError(
+                f"norm_stats has {len(norm_stats)} entries, this network has {self.num_norms} norms"
+            )
         h, w = x.shape[2], x.shape[3]
         # Pad to a multiple of 4 (two stride-2 convs, two x2 upsamples) plus 4 more, so that even a
         # 1x1 image is 8 px at full scale and 2 px at 1/4 scale, where the 3x3 reflection pads need

@@ -13,13 +13,11 @@ import torch
 from torch import Tensor, nn
 
 from nst.errors import NSTError
-from nst.weights import WeightsInfo, load_vgg_state
+from nst.weights import _BLOCKS, _WIDTHS, WeightsInfo, load_vgg_state
 
 log = logging.getLogger("nst")
 
-# Convolutions per block; the one table from which layer names and torchvision indices follow.
-_BLOCKS = {"vgg16": (2, 2, 3, 3, 3), "vgg19": (2, 2, 4, 4, 4)}
-_WIDTHS = (64, 128, 256, 512, 512)
+# Layer names and torchvision indices both follow from nst.weights' one table of convs per block.
 
 
 def _layer_table(arch: str) -> list[tuple[str, str]]:

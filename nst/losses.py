@@ -123,7 +123,7 @@ class PerceptualLoss(nn.Module):
         weights = blend_weights(len(images), blend)
         targets: dict[str, Tensor] = {}
         for img, w in zip(images, weights):
-            feats = self.vgg(img.to(self._device()))
+            feats = self.vgg(img.to(self._device()), layers=list(self.style_layers))
             for name in self.style_layers:
                 g = gram_matrix(feats[name]).mean(0, keepdim=True) * w
                 targets[name] = targets[name] + g if name in targets else g
@@ -137,8 +137,11 @@ class PerceptualLoss(nn.Module):
 
     @torch.no_grad()
     def content_targets(self, content: Tensor) -> dict[str, Tensor]:
-        """Content activations of (N, 3, H, W) images, detached, to reuse across steps."""
-        feats = self.vgg(content)
+        """Content activations of (N, 3, H, W) images, detached, to reuse across steps.
+
+        Runs the VGG only as deep as the content layers (relu2_2 for Johnson's loss), not to the
+        deepest style layer."""
+        feats = self.vgg(content, layers=list(self.content_layers))
         return {n: feats[n].detach() for n in self.content_layers}
 
     def forward(self, img: Tensor, content: Tensor | Mapping[str, Tensor] | None = None) -> dict[str, Tensor]:
@@ -146,7 +149,7 @@ class PerceptualLoss(nn.Module):
             raise RuntimeError("PerceptualLoss.set_style() must be called before the forward pass")
         if isinstance(content, Tensor):
             content = self.content_targets(content)
-        feats = self.vgg(img)
+        feats = self.vgg(img, layers=self.layers)
         out: dict[str, Tensor] = {}
         zero = img.new_zeros((), dtype=torch.float32)
         c_total = zero

@@ -119,9 +119,9 @@ class VGGFeatures(nn.Module):
                                f"{tuple(src.shape)}, {self.arch} needs {tuple(v.shape)}")
         self.features.load_state_dict({k: state[f"features.{k}"].float() for k in own})
 
-    def min_size(self) -> int:
-        """The smallest side an input may have for the requested layers."""
-        pools = max(self._pools_before[n] for n in self.layers)
+    def min_size(self, layers: Iterable[str] | None = None) -> int:
+        """The smallest side an input may have for ``layers`` (default: all taps)."""
+        pools = max(self._pools_before[n] for n in (self.layers if layers is None else layers))
         return 1 if self.info.pool_ceil else 2 ** pools
 
     def normalize(self, x: Tensor) -> Tensor:
@@ -130,18 +130,23 @@ class VGGFeatures(nn.Module):
             x = x.flip(1)
         return (x * self.scale - self.mean) / self.std
 
-    def forward(self, x: Tensor) -> dict[str, Tensor]:
+    def forward(self, x: Tensor, layers: Iterable[str] | None = None) -> dict[str, Tensor]:
+        """Activations of ``layers`` (default: all taps), running only as deep as the deepest one."""
+        wanted = self.layers if layers is None else list(layers)
+        unknown = [n for n in wanted if n not in self._names]
+        if unknown:
+            raise ValueError(f"this VGGFeatures does not reach {', '.join(unknown)}")
         if x.dim() != 4 or x.shape[1] != 3:
             raise ValueError(f"VGGFeatures expects (N, 3, H, W), got {tuple(x.shape)}")
-        need = self.min_size()
+        need = self.min_size(wanted)
         if min(x.shape[-2:]) < need:
-            deepest = max(self.layers, key=LAYER_NAMES[self.arch].index)
+            deepest = max(wanted, key=self._names.index)
             raise NSTError(f"image of {x.shape[-1]}x{x.shape[-2]} px is too small for VGG layer {deepest} "
                            f"(needs at least {need} px per side)")
         out: dict[str, Tensor] = {}
         h = self.normalize(x)
-        wanted = set(self.layers)
-        for name, module in zip(self._names, self.features):
+        last = max(self._names.index(n) for n in wanted)
+        for name, module in zip(self._names[: last + 1], self.features):
             h = module(h)
             if name in wanted:
                 out[name] = h

@@ -68,3 +68,16 @@ def test_gradient_reaches_the_input(image):
     x = image.clone().requires_grad_(True)
     vgg(x)["relu3_1"].sum().backward()
     assert x.grad is not None and x.grad.abs().sum() > 0
+
+
+def test_forward_can_stop_at_a_shallower_layer(image):
+    vgg = VGGFeatures("vgg16", "random", ["relu1_2", "relu4_3"])
+    full, part = vgg(image), vgg(image, layers=["relu1_2"])
+    assert list(part) == ["relu1_2"]
+    torch.testing.assert_close(part["relu1_2"], full["relu1_2"])
+
+
+def test_forward_refuses_a_layer_beyond_the_cut(image):
+    vgg = VGGFeatures("vgg16", "random", ["relu1_2"])
+    with pytest.raises(ValueError, match="relu3_1"):
+        vgg(image, layers=["relu3_1"])

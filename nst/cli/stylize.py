@@ -1,0 +1,123 @@
+"""``nst mode=stylize checkpoint=MODEL input=FILE|FOLDER|GLOB [output=...]``: one pass of a trained
+network over photos; the output mirrors the input's layout. Also the device settings shared with
+any mode that runs a trained network (``device_settings``)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig
+
+from nst.errors import NSTError
+from nst.export import load_any
+from nst.image import IMAGE_EXTENSIONS, list_images
+from nst.stylize import Job, Stylizer, Summary, stylize_files
+
+
+def require(cfg: DictConfig, key: str, hint: str) -> object:
+    """``cfg[key]`` or a one-line error saying what to pass. (As nst.cli.build.require, which
+    imports pytorch_lightning: seconds of start-up that stylize and export do not need.)"""
+    value = cfg.get(key)
+    if value is None or value == [] or value == "":
+        raise NSTError(f"mode={cfg.mode} needs {key}=... ({hint})")
+    return value
+
+
+def device_settings(cfg: DictConfig) -> dict:
+    """``trainer.accelerator``/``trainer.precision``/``perf.channels_last`` -> Stylizer keyword arguments."""
+    accel = str(cfg.trainer.get("accelerator", "cpu"))
+    if accel == "auto":
+        accel = "cuda" if torch.cuda.is_available() else "cpu"
+    device = {"gpu": "cuda", "cuda": "cuda", "cpu": "cpu", "mps": "mps"}.get(accel)
+    if device is None:
+        raise NSTError(f"trainer.accelerator={accel}: stylize runs on cpu, gpu (cuda) or mps")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise NSTError("trainer.accelerator=gpu but no CUDA device is available here (use trainer=cpu)")
+    perf = cfg.get("perf") or {}
+    return {"device": device, "precision": str(cfg.trainer.get("precision", "32")),
+            "channels_last": bool(perf.get("channels_last", False))}
+
+
+def _suffix(path: Path, ext: str | None) -> str:
+    if ext:
+        return ext
+    return path.suffix if path.suffix.lower() in IMAGE_EXTENSIONS else ".png"  # e.g. .gif from a glob
+
+
+def _glob_root(spec: str) -> Path:
+    """The folder part of a glob before its first wildcard: what outputs are placed relative to."""
+    parts = Path(spec).parts
+    first = next((i for i, p in enumerate(parts) if any(c in p for c in "*?[")), len(parts))
+    return Path(*parts[:first]) if first else Path(".")
+
+
+def plan_jobs(spec: str | os.PathLike, output: str | os.PathLike | None, default_dir: str | os.PathLike,
+              ext: str | None = None) -> list[Job]:
+    """Input file/folder/glob -> (source, target) pairs.
+
+    One file: ``output`` is the target file (its extension picks the format) or, when it is a
+    folder or has no extension, the folder to write into. A folder or glob: ``output`` is a folder
+    that mirrors the input's relative layout. Default: ``default_dir``. Targets keep the input's
+    extension (``.png`` where it cannot be written) unless ``ext`` is given.
+    """
+    if ext is not None:
+        ext = ext if ext.startswith(".") else f".{ext}"
+        if ext.lower() not in IMAGE_EXTENSIONS:
+            raise NSTError(f"output_ext={ext!r}: choose one of {', '.join(IMAGE_EXTENSIONS)}")
+    files = list_images(spec)
+    src = Path(spec).expanduser()
+    out = Path(output).expanduser() if output else None
+    if src.is_file():
+        if out is not None and not out.is_dir() and out.suffix:
+            return _checked([Job(src, out)])
+        return _checked([Job(src, (out or Path(default_dir)) / (src.stem + _suffix(src, ext)))])
+    if out is not None and out.suffix.lower() in IMAGE_EXTENSIONS and not out.is_dir():
+        raise NSTError(f"output={output}: input={spec} names {len(files)} images, so output must be a folder")
+    root = src if src.is_dir() else _glob_root(str(src))
+    out_dir = out or Path(default_dir)
+    jobs, inside = [], out_dir.resolve()
+    nested = inside != root.resolve() and root.resolve() in inside.parents
+    for f in files:
+        if nested and inside in f.resolve().parents:
+            continue  # results of an earlier run into a folder inside the input: not inputs
+        rel = Path(os.path.relpath(f, root))
+        rel = Path(f.name) if rel.parts[0] == ".." else rel
+        jobs.append(Job(f, out_dir / rel.with_suffix(_suffix(rel, ext))))
+    if not jobs:
+        raise NSTError(f"input={spec}: every image found is inside output={out_dir}")
+    return _checked(jobs)
+
+
+def _checked(jobs: list[Job]) -> list[Job]:
+    """Refuse plans that would overwrite an input or write two inputs to one file."""
+    seen: dict[Path, Path] = {}
+    for job in jobs:
+        target = job.target.resolve()
+        if target == job.source.resolve():
+            raise NSTError(f"{job.target}: output would overwrite its own input; choose another output=")
+        if target in seen:
+            raise NSTError(f"{seen[target]} and {job.source} would both be written to {job.target}; "
+                           "set output_ext= or rename one")
+        seen[target] = job.source
+    return jobs
+
+
+def run(cfg: DictConfig) -> Summary:
+    checkpoint = require(cfg, "checkpoint", "an exported .safetensors model or a Lightning .ckpt")
+    spec = require(cfg, "input", "a photo, a folder of photos or a glob like 'photos/*.jpg'")
+    settings = device_settings(cfg)
+    net, meta = load_any(str(checkpoint), settings["device"])
+    stylizer = Stylizer(net, meta, **settings, strength=cfg.strength, preserve_color=cfg.preserve_color,
+                        tile_size=cfg.tile_size, tile_overlap=cfg.tile_overlap,
+                        tile_stats_size=cfg.tile_stats_size)
+    jobs = plan_jobs(str(spec), cfg.get("output"), Path(cfg.paths.output_dir) / "stylized", cfg.output_ext)
+    summary = stylize_files(stylizer, jobs, size=cfg.get("size"), overwrite=bool(cfg.overwrite),
+                            batch_size=cfg.batch_size, quality=cfg.quality)
+    where = jobs[0].target if len(jobs) == 1 else Path(os.path.commonpath([j.target.parent for j in jobs]))
+    print(f"{summary.line()} -> {where}")
+    if summary.failed:
+        first, why = summary.failed[0]
+        raise NSTError(f"{len(summary.failed)} of {len(jobs)} inputs failed (first: {why})")
+    return summary

@@ -1,0 +1,187 @@
+"""``nst mode=compare checkpoint=MODEL input=PHOTOS``: the network against Gatys under one loss.
+
+For each photo: the network's result and the Gatys snapshots at each ``iterations`` count, their
+loss terms and times (see :mod:`nst.compare`); writes ``results.json``, ``results.md`` and one
+picture per photo (content | Gatys at each count | network) into ``output`` (default
+``<run folder>/compare``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from PIL import Image, ImageDraw, ImageFont
+from torch import Tensor
+
+from nst.cli.build import as_list, require
+from nst.cli.build import build_loss as build_config_loss
+from nst.cli.stylize import device_settings
+from nst.compare import (TERMS, average, build_loss, evaluate, gatys_runs, iterations_to_match, loss_settings,
+                         network_run, resolve_styles, set_styles)
+from nst.errors import NSTError
+from nst.export import load_any
+from nst.files import atomic_write_text
+from nst.image import from_pil, list_images, load_image, resize, save_image, to_pil
+from nst.stylize import Stylizer
+
+log = logging.getLogger("nst")
+# Lightning's notes on every Gatys fit that say nothing here: the one image needs no workers, the VGG is
+# meant to be in eval mode, and an internal deprecation of Lightning's own.
+_QUIET = r".*(does not have many workers|module\(s\) in eval mode|LeafSpec).*"
+
+
+@contextlib.contextmanager
+def quiet_lightning():
+    """Lightning's per-fit notes (GPU available, tips, max_steps reached) once per photo are noise here."""
+    logger = logging.getLogger("pytorch_lightning.utilities.rank_zero")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def counts(value) -> list[int]:
+    """``iterations`` as a sorted list of distinct whole numbers >= 1."""
+    items = as_list(value)
+    if not items or not all(isinstance(i, int) and not isinstance(i, bool) and i >= 1 for i in items):
+        raise NSTError(f"iterations={value}: give whole numbers >= 1, e.g. [50,100,300]")
+    return sorted(set(items))
+
+
+def labelled_row(images: list[Tensor], labels: list[str], height: int, gap: int = 4) -> Tensor:
+    """(1, 3, H, W) images scaled to ``height`` side by side, each with its label above, on white."""
+    try:
+        font = ImageFont.load_default(size=14)
+    except (TypeError, ImportError, OSError):  # Pillow < 10.1 or without FreeType: the small bitmap font
+        font = ImageFont.load_default()
+    strip = 20
+    sizes = [(height, max(1, round(img.shape[-1] * height / img.shape[-2]))) for img in images]
+    tiles = [to_pil(resize(img.float().cpu(), size=hw)) for img, hw in zip(images, sizes)]
+    canvas = Image.new("RGB", (sum(t.width for t in tiles) + gap * (len(tiles) - 1), height + strip), "white")
+    draw, x = ImageDraw.Draw(canvas), 0
+    for tile, label in zip(tiles, labels):
+        canvas.paste(tile, (x, strip))
+        draw.text((x + 2, 3), label, fill="black", font=font)
+        x += tile.width + gap
+    return from_pil(canvas)
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """results.md: a table per photo and the average, then the headline."""
+    its = report["settings"]["iterations"]
+    head = ["| photo | method | loss | content | style | TV | seconds |", "|" + " --- |" * 7]
+
+    def rows(name: str, entry: dict[str, Any]) -> list[str]:
+        lines = [f"| {name} | Gatys {c} it | " + " | ".join(f"{entry['gatys'][str(c)][k]:.4g}" for k in TERMS)
+                 + f" | {entry['gatys'][str(c)]['seconds']:.3g} |" for c in its]
+        net = entry["network"]
+        lines.append(f"| {name} | network | " + " | ".join(f"{net[k]:.4g}" for k in TERMS)
+                     + f" | {net['seconds']:.3g} |")
+        return lines
+
+    body = [line for r in report["images"] for line in rows(Path(r["content"]).name, r)]
+    body += rows("**average**", report["average"])
+    s = report["settings"]
+    avg = report["average"]
+    match = avg["match_iterations"]
+    matched = (f"Gatys ({s['optimizer']}, init {s['init']}) needed on average {match:.0f} iterations to "
+               "reach the network's loss" if match is not None else
+               "Gatys did not reach the network's loss on every photo within the iterations run")
+    last = str(its[-1])
+    speed = avg["gatys"][last]["seconds"] / max(avg["network"]["seconds"], 1e-12)
+    return "\n".join([
+        f"# Network vs Gatys: {Path(report['model']).name}", "",
+        (f"{len(report['images'])} photos at {s['size']} px on {s['device']} ({s['precision']}); loss: "
+        f"{s['vgg']} ({s['weights']} weights), style {', '.join(Path(p).name for p in s['style'])}. "
+        "Every result is scored by the same loss (weighted terms); network seconds: one forward pass with "
+        "transfers (median), Gatys seconds: time to reach that count."), "",
+        *head, *body, "",
+        f"{matched}; {its[-1]} Gatys iterations took {speed:.0f}x the network's time.", ""])
+
+
+def _json(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
+
+
+def run(cfg: DictConfig) -> dict[str, Any]:
+    checkpoint = Path(str(require(cfg, "checkpoint", "an exported .safetensors model or a Lightning .ckpt")))
+    spec = str(require(cfg, "input", "a folder or glob of content photos"))
+    its = counts(cfg.iterations)
+    size = cfg.get("size")
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise NSTError(f"size={size!r}: must be a positive whole number of pixels")
+    limit = cfg.get("limit")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise NSTError(f"limit={limit!r}: must be a whole number >= 1 (or null)")
+    settings = device_settings(cfg)
+    device = torch.device(settings["device"])
+    net, meta = load_any(checkpoint, device)
+    stylizer = Stylizer(net, meta, **settings, tile_size=None)
+
+    spec_loss = loss_settings(meta)
+    if spec_loss is None:
+        log.warning("%s: no loss settings in its metadata; using loss=%s from the config", checkpoint,
+                    OmegaConf.select(cfg, "hydra.runtime.choices.loss", default="(config)"))
+        loss = build_config_loss(cfg)
+        spec_loss = OmegaConf.to_container(cfg.loss, resolve=True)
+        spec_loss.pop("_target_", None)
+        spec_loss.update(arch=loss.vgg.arch, weights=loss.vgg.weights_source)
+    else:
+        loss = build_loss(spec_loss, weights=cfg.get("vgg_weights"), seed=int(cfg.seed))
+    styles = resolve_styles(meta, checkpoint, [str(s) for s in as_list(cfg.get("style"))])
+    blend = None if as_list(cfg.get("style")) else meta.get("style_blend")
+    style_size = cfg.get("style_size") or meta.get("style_size") or size
+    set_styles(loss, styles, blend, style_size)
+    loss.to(device)
+
+    photos = list_images(spec)[:limit] if limit else list_images(spec)
+    out_dir = Path(cfg.output) if cfg.get("output") else Path(cfg.paths.output_dir) / "compare"
+    trainer_kwargs = {"accelerator": "gpu" if device.type == "cuda" else "cpu",
+                      "precision": str(cfg.trainer.get("precision", "32-true"))}
+    rows = []
+    for n, photo in enumerate(photos, start=1):
+        content = load_image(photo, max_side=size)
+        image, seconds = network_run(stylizer, content, int(cfg.repeats))
+        with warnings.catch_warnings(), quiet_lightning():
+            warnings.filterwarnings("ignore", message=_QUIET)
+            runs = gatys_runs(content, loss, its, optimizer=cfg.optimizer, lr=cfg.get("lr"), init=cfg.init,
+                              seed=int(cfg.seed), trainer_kwargs=trainer_kwargs,
+                              channels_last=settings["channels_last"])
+        loss.to(device)  # Lightning moves the module (and this loss with it) back to the CPU after fit
+        targets = loss.content_targets(content.to(device))
+        net_terms = {**evaluate(loss, image, targets), "seconds": seconds}
+        gatys = {str(c): {**evaluate(loss, runs.images[c], targets), "seconds": runs.seconds[c]} for c in its}
+        match = iterations_to_match(runs.history, gatys[str(its[-1])]["loss"], net_terms["loss"])
+        labels = ["content"] + [f"Gatys {c} it, {runs.seconds[c]:.3g} s" for c in its] + \
+                 [f"network, {seconds * 1e3:.3g} ms"]
+        row = labelled_row([content, *(runs.images[c] for c in its), image], labels, int(cfg.picture_height))
+        picture = save_image(row, out_dir / f"{photo.stem}_compare.jpg", quality=90)
+        rows.append({"content": str(photo), "height": content.shape[-2], "width": content.shape[-1],
+                     "network": net_terms, "gatys": gatys, "match_iterations": match,
+                     "picture": picture.name})
+        steps = ", ".join(f"{c} it {gatys[str(c)]['loss']:.4g} ({runs.seconds[c]:.3g} s)" for c in its)
+        print(f"compare {n}/{len(photos)} {photo.name}: network loss {net_terms['loss']:.4g} in "
+              f"{seconds * 1e3:.3g} ms; Gatys {steps}", flush=True)
+
+    report = {"model": str(checkpoint), "arch": meta.get("arch"), "model_steps": meta.get("steps"),
+              "settings": {"size": size, "iterations": its, "optimizer": cfg.optimizer, "lr": cfg.get("lr"),
+                           "init": str(cfg.init), "seed": int(cfg.seed), "device": str(device),
+                           "precision": settings["precision"], "vgg": spec_loss["arch"],
+                           "weights": loss.vgg.weights_source, "style": [str(p) for p in styles],
+                           "style_size": style_size, "repeats": int(cfg.repeats)},
+              "loss": {k: v for k, v in spec_loss.items() if k not in ("arch", "weights")},
+              "torch": torch.__version__, "images": rows, "average": average(rows)}
+    report = _json(report)
+    atomic_write_text(out_dir / "results.json", json.dumps(report, indent=2) + "\n")
+    atomic_write_text(out_dir / "results.md", markdown(report))
+    print(f"compare: wrote {out_dir / 'results.json'}, {out_dir / 'results.md'} and {len(rows)} pictures")
+    return report

@@ -1,0 +1,186 @@
+"""A trained network against the Gatys optimizer on the same photos, scored by the same loss.
+
+Reproduces Johnson et al. (2016), Fig. 5 / Table 1: the network's one forward pass is compared
+with L-BFGS snapshots after N iterations, all evaluated by the PerceptualLoss the network was
+trained with (its layers, weights, VGG and style image come from the model file's metadata), so
+the numbers are comparable. One optimizer run goes to the largest count; the smaller counts are
+snapshots of that run, timed from the start of the optimization (Lightning's setup excluded).
+
+Choices: the optimizer starts from white noise by default, as in Johnson et al.'s comparison
+(from the content photo it would start with zero content loss and reach the network's loss sooner;
+``init="content"`` measures that). Network time is the median of ``repeats`` passes after one
+warm-up, host to device and back included; Gatys time is one run.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from torch import Tensor
+
+from nst.assets import ROOT as ASSETS
+from nst.errors import NSTError
+from nst.gatys import optimize
+from nst.image import load_image
+from nst.losses import PerceptualLoss
+from nst.stylize import Stylizer
+from nst.vgg import VGGFeatures
+
+TERMS = ("loss", "content", "style", "tv")
+
+
+def loss_settings(meta: dict[str, Any]) -> dict[str, Any] | None:
+    """The model's loss: ``{arch, weights, content_layers, style_layers, content_weight, style_weight,
+    tv_weight, normalize}`` from its metadata (``loss`` and ``vgg`` as nst.cli.train writes them), or
+    None when the file does not say."""
+    loss, vgg = meta.get("loss"), meta.get("vgg")
+    if not isinstance(loss, dict) or not loss.get("style_layers"):
+        return None
+    vgg = vgg if isinstance(vgg, dict) else {}
+    return {"arch": vgg.get("arch", "vgg16"), "weights": vgg.get("weights", "auto"),
+            **{k: v for k, v in loss.items() if not str(k).startswith("_")}}
+
+
+def build_loss(settings: dict[str, Any], weights: str | None = None, seed: int = 0) -> PerceptualLoss:
+    """A PerceptualLoss (style not set yet) on a VGG with exactly the layers ``settings`` reads;
+    ``weights`` overrides the weights source (e.g. "random" for a smoke test)."""
+    kwargs = {k: v for k, v in settings.items() if k not in ("arch", "weights")}
+    layers = list(dict.fromkeys([*kwargs.get("content_layers", {}), *kwargs["style_layers"]]))
+    vgg = VGGFeatures(settings["arch"], weights or settings["weights"], layers, seed=seed)
+    return PerceptualLoss(vgg, **kwargs)
+
+
+def resolve_styles(meta: dict[str, Any], model_path: str | Path, override: Sequence[str] = ()) -> list[Path]:
+    """The style image(s) the model was trained on: ``override`` if given, else each metadata
+    ``style`` entry as a path (absolute, or relative to the model's folder) or a bundled asset name
+    (``starry_night.jpg`` -> nst/assets/styles/starry_night.jpg). NSTError names what is missing."""
+    if override:
+        paths = [Path(p).expanduser() for p in override]
+        for p in paths:
+            if not p.is_file():
+                raise NSTError(f"style={p}: no such file")
+        return paths
+    names = meta.get("style_paths") or meta.get("style")
+    names = [names] if isinstance(names, str) else list(names or [])
+    if not names:
+        raise NSTError(f"{model_path}: the model's metadata names no style image; pass style=PATH")
+    found = []
+    for name in names:
+        p = Path(str(name)).expanduser()
+        candidates = [p, Path(model_path).parent / p, ASSETS / "styles" / p.name, ASSETS / p]
+        hit = next((c for c in candidates if c.is_file()), None)
+        if hit is None:
+            raise NSTError(f"{model_path}: style image {name!r} from the model's metadata not found (beside "
+                           "the model or among the bundled styles); pass style=PATH")
+        found.append(hit)
+    return found
+
+
+def set_styles(loss: PerceptualLoss, paths: Sequence[Path], blend: Sequence[float] | None,
+               max_side: int | None) -> None:
+    """Gram targets of the style images at ``max_side`` (the model's ``style_size``)."""
+    images = [load_image(p, max_side=max_side) for p in paths]
+    need = loss.vgg.min_size()
+    for p, img in zip(paths, images):
+        if min(img.shape[-2:]) < need:
+            raise NSTError(f"{p}: style image of {img.shape[-1]}x{img.shape[-2]} px is too small for the VGG "
+                           f"layers used (needs at least {need} px per side)")
+    loss.set_style(images, list(blend) if blend and len(blend) == len(images) else None)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+@torch.no_grad()
+def evaluate(loss: PerceptualLoss, image: Tensor, targets: dict[str, Tensor]) -> dict[str, float]:
+    """``loss``, ``content``, ``style``, ``tv`` (weighted terms) of ``image`` (1, 3, H, W), float32."""
+    device = loss.vgg.mean.device
+    out = loss(image.to(device, torch.float32), targets)
+    return {k: float(out[k]) for k in TERMS}
+
+
+@torch.no_grad()
+def network_run(stylizer: Stylizer, content: Tensor, repeats: int = 3) -> tuple[Tensor, float]:
+    """The stylized (1, 3, H, W) CPU image and the median seconds of ``repeats`` passes after a
+    warm-up, each from host memory to the device and back."""
+    stylizer.stylize_tensor(content)
+    times = []
+    for _ in range(max(1, repeats)):
+        start = time.perf_counter()
+        out = stylizer.stylize_tensor(content)
+        _sync(stylizer.device)
+        times.append(time.perf_counter() - start)
+    return out.float().cpu().clamp(0, 1), statistics.median(times)
+
+
+class Snapshots(pl.Callback):
+    """Copies the image and the seconds since the optimization started at each count in ``counts``
+    (the copying itself is not counted)."""
+
+    def __init__(self, counts: Sequence[int]):
+        self.counts = set(counts)
+        self.images: dict[int, Tensor] = {}
+        self.seconds: dict[int, float] = {}
+        self._start = 0.0
+        self._paused = 0.0
+
+    def on_train_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        _sync(module.device)
+        self._start, self._paused = time.perf_counter(), 0.0
+
+    def on_train_batch_end(self, trainer: pl.Trainer, module: pl.LightningModule, *args) -> None:
+        step = trainer.global_step
+        if step in self.counts:
+            _sync(module.device)
+            now = time.perf_counter()
+            self.seconds[step] = now - self._start - self._paused
+            self.images[step] = module.image.detach().float().cpu().clone()
+            self._paused += time.perf_counter() - now
+
+
+@dataclass
+class GatysRuns:
+    """Snapshots {count: (1, 3, H, W)}, seconds {count: s} and the loss before every step (history)."""
+
+    images: dict[int, Tensor]
+    seconds: dict[int, float]
+    history: list[float]
+
+
+def gatys_runs(content: Tensor, loss: PerceptualLoss, counts: Sequence[int], *, optimizer: str = "lbfgs",
+               lr: float | None = None, init: str = "noise", seed: int = 0,
+               trainer_kwargs: dict | None = None, channels_last: bool = False) -> GatysRuns:
+    """One optimization to ``max(counts)`` iterations with a snapshot at every count."""
+    snaps = Snapshots(counts)
+    result = optimize(content, loss, iterations=max(counts), optimizer=optimizer, lr=lr, init=init, seed=seed,
+                      trainer_kwargs=trainer_kwargs, callbacks=[snaps], channels_last=channels_last)
+    return GatysRuns(snaps.images, snaps.seconds, [h["loss"] for h in result.history])
+
+
+def iterations_to_match(history: Sequence[float], final: float, target: float) -> int | None:
+    """The first iteration count whose image has a total loss <= ``target`` (history[k] is the loss
+    after k iterations; ``final`` after all of them), or None when the run never got there."""
+    curve = [*history[1:], final]
+    return next((k for k, value in enumerate(curve, start=1) if value <= target), None)
+
+
+def average(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The mean of every number in the rows' ``network`` and ``gatys`` entries (count by count)."""
+    def mean(dicts: list[dict[str, float]]) -> dict[str, float]:
+        return {k: statistics.fmean(d[k] for d in dicts) for k in dicts[0]}
+
+    counts = rows[0]["gatys"].keys()
+    out: dict[str, Any] = {"network": mean([r["network"] for r in rows]),
+                           "gatys": {c: mean([r["gatys"][c] for r in rows]) for c in counts}}
+    matched = [r["match_iterations"] for r in rows]
+    out["match_iterations"] = statistics.fmean(matched) if matched and None not in matched else None
+    return out

@@ -1,0 +1,133 @@
+"""``nst mode=compare``: a tiny exported model against a few Gatys steps (random VGG, 32 px)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+
+import nst.cli
+from nst.cli.compare import counts
+from nst.compare import iterations_to_match, loss_settings, resolve_styles
+from nst.errors import NSTError
+from nst.export import save_model
+from nst.image import load_image, save_image
+from nst.transformer import TransformerNet
+
+# What nst.cli.train stores, with shallow layers so that a step costs little on 2 cores.
+META = {"style": ["starry_night.jpg"], "style_blend": [1.0], "style_size": 32,
+        "loss": {"content_layers": {"relu2_2": 1.0}, "style_layers": {"relu1_2": 1.0, "relu2_2": 1.0},
+                 "content_weight": 1.0, "style_weight": 10.0, "tv_weight": 1.0, "normalize": True},
+        "vgg": {"arch": "vgg16", "weights": "random"}, "steps": 3}
+
+
+@pytest.fixture
+def model(tmp_path):
+    torch.manual_seed(0)
+    return save_model(tmp_path / "tiny.safetensors", TransformerNet(channels=8, num_residual=1), META)
+
+
+@pytest.fixture
+def photos(image, tmp_path):
+    folder = tmp_path / "photos"
+    save_image(image, folder / "a.png")
+    save_image(image.flip(-1).transpose(-1, -2), folder / "b.png")
+    return folder
+
+
+def run_compare(tmp_path, model, photos, *overrides):
+    with initialize_config_dir(config_dir=nst.cli.config_dir(), version_base="1.3"):
+        cfg = compose("config", overrides=["mode=compare", f"checkpoint={model}", f"input={photos}",
+                                           f"output={tmp_path / 'out'}", "iterations=[2,4]", "size=32",
+                                           "repeats=1", "picture_height=32", "logger=none",
+                                           f"paths.output_dir={tmp_path / 'run'}", *overrides])
+    return nst.cli.run(cfg)
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory):
+    """One comparison for the tests that only read its files (each run costs seconds)."""
+    tmp = tmp_path_factory.mktemp("compare")
+    torch.manual_seed(0)
+    model = save_model(tmp / "tiny.safetensors", TransformerNet(channels=8, num_residual=1), META)
+    y = torch.linspace(0, 1, 40).view(1, 1, 40, 1)
+    x = torch.linspace(0, 1, 36).view(1, 1, 1, 36)
+    image = torch.cat([y * x, (1 - y) * x, 0.5 + 0.4 * torch.sin(6 * y + 4 * x)], dim=1)
+    save_image(image, tmp / "photos" / "a.png")
+    save_image(image.flip(-1).transpose(-1, -2), tmp / "photos" / "b.png")
+    run_compare(tmp, model, tmp / "photos")
+    return tmp
+
+
+@pytest.fixture
+def report(shared):
+    return json.loads((shared / "out" / "results.json").read_text())
+
+
+def test_results_json_has_every_number_per_photo_and_on_average(report):
+    assert [r["content"].rsplit("/", 1)[-1] for r in report["images"]] == ["a.png", "b.png"]
+    for entry in [*report["images"], report["average"]]:
+        assert set(entry["gatys"]) == {"2", "4"}
+        for terms in [entry["network"], *entry["gatys"].values()]:
+            assert set(terms) == {"loss", "content", "style", "tv", "seconds"}
+            assert all(math.isfinite(v) and v >= 0 for v in terms.values())
+
+
+def test_results_json_records_the_settings_the_model_was_trained_with(report):
+    s = report["settings"]
+    assert (s["vgg"], s["weights"], s["iterations"], s["size"]) == ("vgg16", "random", [2, 4], 32)
+    assert s["style"][0].endswith("styles/starry_night.jpg")  # the bundled asset named in the metadata
+    assert report["loss"]["style_layers"] == META["loss"]["style_layers"]
+
+
+def test_gatys_loss_does_not_rise_with_more_iterations(report):
+    for r in report["images"]:
+        assert r["gatys"]["4"]["loss"] <= r["gatys"]["2"]["loss"] * 1.001
+
+
+def test_writes_markdown_and_one_picture_per_photo(shared):
+    md = (shared / "out" / "results.md").read_text()
+    assert "| a.png | Gatys 4 it |" in md and "| **average** | network |" in md
+    pictures = sorted(p.name for p in (shared / "out").glob("*_compare.jpg"))
+    assert pictures == ["a_compare.jpg", "b_compare.jpg"]
+    # content | Gatys 2 | Gatys 4 | network: four tiles side by side
+    assert load_image(shared / "out" / "a_compare.jpg").shape[-1] > 3 * 32
+
+
+def test_limit_takes_the_first_photos(tmp_path, model, photos):
+    report = run_compare(tmp_path, model, photos, "limit=1", "iterations=[1]")
+    assert len(report["images"]) == 1
+
+
+def test_missing_style_is_one_clear_error(tmp_path):
+    with pytest.raises(NSTError, match="style image 'nowhere.jpg' .* pass style=PATH"):
+        resolve_styles({"style": ["nowhere.jpg"]}, tmp_path / "m.safetensors")
+
+
+def test_style_override_and_paths_beside_the_model(tmp_path, image):
+    beside = save_image(image, tmp_path / "mine.png")
+    assert resolve_styles({"style": ["mine.png"]}, tmp_path / "m.safetensors") == [beside]
+    with pytest.raises(NSTError, match="style=.*no such file"):
+        resolve_styles(META, tmp_path / "m.safetensors", [str(tmp_path / "absent.png")])
+
+
+def test_loss_settings_from_metadata():
+    s = loss_settings(META)
+    assert (s["arch"], s["weights"], s["style_weight"]) == ("vgg16", "random", 10.0)
+    assert loss_settings({"style": ["x.jpg"]}) is None
+
+
+def test_iterations_to_match_counts_from_one():
+    # history[k] is the loss after k iterations; the final value comes after all of them
+    assert iterations_to_match([9.0, 5.0, 3.0], 1.0, 4.0) == 2
+    assert iterations_to_match([9.0, 5.0, 3.0], 1.0, 0.5) is None
+    assert iterations_to_match([9.0, 5.0, 3.0], 1.0, 1.0) == 3
+
+
+@pytest.mark.parametrize("bad", [[], [0], ["x"], [True]])
+def test_bad_iteration_counts_are_refused(bad):
+    with pytest.raises(NSTError, match="iterations="):
+        counts(bad)

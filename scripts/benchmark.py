@@ -1,0 +1,427 @@
+#!/usr/bin/env python3
+"""Speed and peak memory of nst's three workloads, with a plain float32 eager baseline beside them.
+
+    python scripts/benchmark.py --quick                          # ~2 min on a 2-core CPU, smaller sizes
+    python scripts/benchmark.py --device cuda --precision bf16 [--compile] --json bench.json
+
+- training: images/s of one full step (TransformerNet forward, VGG16 Johnson loss with its content
+  targets, backward, Adam step) at 256 px, batches 4 and 16;
+- stylization: latency per image at 256, 512 and 1024 px (Stylizer, one pass, no tiling);
+- Gatys: seconds per iteration at 512 px through ``nst.gatys.optimize`` (L-BFGS and Adam).
+Times are medians over repeats after warm-up. The baseline ("a straightforward float32 eager
+implementation of the same networks": NCHW, no channels_last, no compile) runs the training rows
+too, unless --no-baseline, so the optimized/baseline ratio comes out of one run. VGG weights are
+random: speed does not depend on their values. Memory: torch.cuda.max_memory_allocated on CUDA; on
+CPU the process's peak RSS, reset per case through /proc/self/clear_refs where Linux allows it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import json
+import logging
+import os
+import platform
+import re
+import resource
+import statistics
+import sys
+import time
+import warnings
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import torch
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+# Lightning's notes on every Gatys fit that say nothing here (one image needs no workers, the VGG is
+# meant to be in eval mode, an internal deprecation of Lightning's own).
+QUIET = r".*(does not have many workers|module\(s\) in eval mode|LeafSpec).*"
+sys.path.insert(0, str(REPO))  # run from a checkout without installing
+
+from nst.gatys import optimize  # noqa: E402
+from nst.losses import PerceptualLoss  # noqa: E402
+from nst.stylize import Stylizer  # noqa: E402
+from nst.transformer import TransformerNet  # noqa: E402
+from nst.vgg import VGGFeatures  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Setup:
+    """How the networks run: device, precision ("32" | "bf16"), memory format, compilation, model."""
+
+    device: str = "cpu"
+    precision: str = "32"
+    channels_last: bool = True
+    compile: bool = False
+    model: str = "transformer"
+
+    @property
+    def label(self) -> str:
+        parts = [self.device, "fp32" if self.precision == "32" else self.precision,
+                 "channels_last" if self.channels_last else "NCHW", "compiled" if self.compile else "eager"]
+        return " ".join(parts)
+
+    def baseline(self) -> Setup:
+        return replace(self, precision="32", channels_last=False, compile=False)
+
+
+def config(group: str, name: str) -> dict:
+    """A configs/<group>/<name>.yaml as plain keyword arguments (``_target_`` dropped)."""
+    doc = yaml.safe_load((REPO / "configs" / group / f"{name}.yaml").read_text())
+    return {k: v for k, v in doc.items() if not k.startswith("_")}
+
+
+def make_loss(loss_name: str, device: torch.device, style_side: int, seed: int = 0) -> PerceptualLoss:
+    """A PerceptualLoss from configs/loss/<name>.yaml on a random-weight VGG16, style target set."""
+    kwargs = config("loss", loss_name)
+    layers = list(dict.fromkeys([*kwargs["content_layers"], *kwargs["style_layers"]]))
+    loss = PerceptualLoss(VGGFeatures("vgg16", "random", layers, seed=seed), **kwargs).to(device)
+    gen = torch.Generator().manual_seed(seed)
+    loss.set_style([torch.rand(1, 3, style_side, style_side, generator=gen).to(device)])
+    return loss
+
+
+# ---- measuring -----------------------------------------------------------------------------------
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class PeakMemory:
+    """Peak memory of one case in MiB: CUDA allocator peak, or process peak RSS on the CPU."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.kind = "cuda max_memory_allocated"
+        if device.type != "cuda":
+            self.kind = "process peak RSS" + ("" if self._clear() else " since start (ru_maxrss)")
+
+    @staticmethod
+    def _clear() -> bool:
+        try:  # Linux >= 4.0: "5" resets VmHWM, the peak resident set, to the current one
+            Path("/proc/self/clear_refs").write_text("5")
+            return True
+        except OSError:
+            return False
+
+    def reset(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+        else:
+            self._clear()
+
+    def read_mb(self) -> float:
+        if self.device.type == "cuda":
+            return torch.cuda.max_memory_allocated(self.device) / 2**20
+        with contextlib.suppress(OSError, AttributeError):
+            return int(re.search(r"VmHWM:\s+(\d+)", Path("/proc/self/status").read_text()).group(1)) / 1024
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak / 2**20 if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KiB on Linux
+
+
+def timed(fn, device: torch.device, warmup: int, repeats: int) -> list[float]:
+    """Seconds of ``repeats`` calls of ``fn`` after ``warmup`` untimed ones (device synchronized)."""
+    for _ in range(warmup):
+        fn()
+    sync(device)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        sync(device)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def _autocast(setup: Setup, device: torch.device):
+    if setup.precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def _compiled(module: torch.nn.Module, setup: Setup) -> torch.nn.Module:
+    return torch.compile(module, dynamic=False) if setup.compile else module
+
+
+# ---- the three workloads -------------------------------------------------------------------------
+
+def train_throughput(setup: Setup, batch: int, size: int, warmup: int = 2, repeats: int = 5) -> dict:
+    """One full training step, repeated: {images_per_s, step_ms, peak_mb, loss (last, finite?)}."""
+    device = torch.device(setup.device)
+    torch.manual_seed(0)
+    fmt = torch.channels_last if setup.channels_last else torch.contiguous_format
+    net = TransformerNet(**config("model", setup.model)).to(device, memory_format=fmt)
+    loss = make_loss("johnson2016", device, size).to(memory_format=fmt)
+    loss.vgg = _compiled(loss.vgg, setup)
+    run_net = _compiled(net, setup)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    x = torch.rand(batch, 3, size, size, device=device).contiguous(memory_format=fmt)
+    last = {}
+
+    def step() -> None:
+        with _autocast(setup, device):
+            out = loss(run_net(x), x)
+        opt.zero_grad(set_to_none=True)
+        out["loss"].backward()
+        opt.step()
+        last["loss"] = out["loss"].detach()
+
+    mem = PeakMemory(device)
+    mem.reset()
+    times = timed(step, device, warmup, repeats)
+    med = statistics.median(times)
+    return {"images_per_s": batch / med, "step_ms": 1e3 * med, "peak_mb": mem.read_mb(), "memory": mem.kind,
+            "loss": float(last["loss"]), "times_s": times}
+
+
+def stylize_latency(setup: Setup, size: int, warmup: int = 2, repeats: int = 10) -> dict:
+    """Latency of one (1,3,size,size) image: on the device (``ms``) and from/to host memory
+    (``ms_host``: with the transfers; the same on CPU)."""
+    device = torch.device(setup.device)
+    torch.manual_seed(0)
+    stylizer = Stylizer(TransformerNet(**config("model", setup.model)), device=device,
+                        precision="bf16-mixed" if setup.precision == "bf16" else "32",
+                        channels_last=setup.channels_last, tile_size=None)
+    stylizer.net = _compiled(stylizer.net, setup)
+    host = torch.rand(1, 3, size, size)
+    on_device = host.to(device)
+    mem = PeakMemory(device)
+    mem.reset()
+    times = timed(lambda: stylizer.stylize_tensor(on_device), device, warmup, repeats)
+    peak = mem.read_mb()
+    out = {"ms": 1e3 * statistics.median(times), "peak_mb": peak, "memory": mem.kind, "times_s": times}
+    if device.type == "cuda":
+        host_times = timed(lambda: stylizer.stylize_tensor(host), device, 1, repeats)
+        out["ms_host"] = 1e3 * statistics.median(host_times)
+    else:
+        out["ms_host"] = out["ms"]
+    out["finite"] = bool(torch.isfinite(stylizer.stylize_tensor(on_device)).all())
+    return out
+
+
+def gatys_speed(setup: Setup, size: int, optimizer: str, iterations: int = 5, warmup: int = 2) -> dict:
+    """Seconds per Gatys iteration (median of per-step times after ``warmup`` steps) through
+    ``nst.gatys.optimize``; ``iterations_s``: the ``iterations`` timed steps together; ``fit_s``: the
+    whole ``trainer.fit`` (Lightning's setup and the warm-up steps too); first and last loss."""
+    import pytorch_lightning as pl
+
+    device = torch.device(setup.device)
+    loss = make_loss("gatys_vgg16", device, size)
+    loss.vgg = _compiled(loss.vgg, setup)
+    stamps: list[float] = []
+
+    class Clock(pl.Callback):
+        def on_train_batch_end(self, *args, **kwargs) -> None:
+            sync(device)
+            stamps.append(time.perf_counter())
+
+        def on_train_start(self, *args, **kwargs) -> None:
+            sync(device)
+            stamps.append(time.perf_counter())
+
+    content = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(1))
+    accel = "gpu" if device.type == "cuda" else "cpu"
+    mem = PeakMemory(device)
+    mem.reset()
+    precision = "bf16-mixed" if setup.precision == "bf16" else "32-true"
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=QUIET)
+        result = optimize(content, loss, iterations=warmup + iterations, optimizer=optimizer, init="content",
+                          callbacks=[Clock()], channels_last=setup.channels_last,
+                          trainer_kwargs={"accelerator": accel, "precision": precision})
+    steps = [b - a for a, b in zip(stamps, stamps[1:])][warmup:]
+    return {"s_per_iteration": statistics.median(steps), "iterations": len(steps), "iterations_s": sum(steps),
+            "fit_s": result.seconds, "peak_mb": mem.read_mb(),
+            "memory": mem.kind, "loss_first": result.history[0]["loss"], "loss_last": result.losses["loss"],
+            "times_s": steps}
+
+
+# ---- the run -------------------------------------------------------------------------------------
+
+@dataclass
+class Plan:
+    """Sizes and repeats; ``--quick`` shrinks them (and the table says so)."""
+
+    train_size: int = 256
+    batches: tuple[int, ...] = (4, 16)
+    stylize_sizes: tuple[int, ...] = (256, 512, 1024)
+    gatys_size: int = 512
+    gatys_optimizers: tuple[str, ...] = ("lbfgs", "adam")
+    gatys_iterations: int = 10
+    warmup: int = 2
+    repeats: int = 5
+    stylize_repeats: int = 20
+
+
+FULL = {"cpu": Plan(warmup=1, repeats=3, stylize_repeats=5, gatys_iterations=3),
+        "cuda": Plan(repeats=10, stylize_repeats=50)}
+QUICK = Plan(train_size=128, batches=(4,), stylize_sizes=(256, 512), gatys_size=256, gatys_iterations=3,
+             warmup=1, repeats=2, stylize_repeats=3)
+
+
+def hardware(device: torch.device) -> dict:
+    cpu = platform.processor()
+    with contextlib.suppress(OSError, AttributeError):
+        cpu = re.search(r"model name\s*:\s*(.+)", Path("/proc/cpuinfo").read_text()).group(1).strip()
+    info = {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__, "python": platform.python_version(), "platform": platform.platform(),
+            "device": "cpu", "loadavg_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None}
+    if device.type == "cuda":
+        info.update(device=torch.cuda.get_device_name(device), cuda=torch.version.cuda,
+                    cudnn=torch.backends.cudnn.version())
+    return info
+
+
+def cases(setup: Setup, plan: Plan, baseline: bool):
+    """(workload, Setup, size, batch or optimizer, callable) in run order."""
+    setups = [setup] + ([setup.baseline()] if baseline and setup.baseline() != setup else [])
+    for batch in plan.batches:
+        for s in setups:
+            yield "train", s, plan.train_size, batch, lambda s=s, b=batch: train_throughput(
+                s, b, plan.train_size, plan.warmup, plan.repeats)
+    for size in plan.stylize_sizes:
+        yield "stylize", setup, size, 1, lambda n=size: stylize_latency(
+            setup, n, plan.warmup, plan.stylize_repeats)
+    for name in plan.gatys_optimizers:
+        yield f"gatys_{name}", setup, plan.gatys_size, 1, lambda o=name: gatys_speed(
+            setup, plan.gatys_size, o, plan.gatys_iterations, plan.warmup)
+
+
+def run(setup: Setup, plan: Plan, baseline: bool = True, log=print, done=None) -> list[dict]:
+    """Every case's result row; a case that fails records its error and the run goes on.
+    ``done(rows)`` is called after each case (to save partial results before a time limit hits)."""
+    rows = []
+    for workload, s, size, batch, fn in cases(setup, plan, baseline):
+        row = {"workload": workload, "setup": s.label, "baseline": s == setup.baseline() and s != setup,
+               "size": size, "batch": batch, **{f"setup_{k}": v for k, v in asdict(s).items()}}
+        start = time.perf_counter()
+        try:
+            row.update(fn())
+        except Exception as e:  # noqa: BLE001 -- e.g. torch.compile without a compiler: report, go on
+            row["error"] = f"{type(e).__name__}: {' '.join(str(e).split())[:300]}"
+        row["wall_s"] = time.perf_counter() - start
+        log(f"  {workload:12s} {s.label:30s} {size:5d} px  b{batch:<3d} {_value(row):>16s}  "
+            f"[{row['wall_s']:.0f} s]")
+        rows.append(row)
+        if done is not None:
+            done(rows)
+        if s.device == "cuda":
+            torch.cuda.empty_cache()
+    return rows
+
+
+def _value(row: dict) -> str:
+    if "error" in row:
+        return "error"
+    if row["workload"] == "train":
+        return f"{row['images_per_s']:.2f} img/s"
+    if row["workload"] == "stylize":
+        return f"{row['ms']:.1f} ms"
+    return f"{row['s_per_iteration'] * 1e3:.1f} ms/it ({row['iterations']} it: {row['iterations_s']:.2f} s)"
+
+
+def ratios(rows: list[dict]) -> dict[str, float]:
+    """optimized / baseline training throughput per batch size."""
+    out = {}
+    for r in rows:
+        if r["workload"] == "train" and not r["baseline"] and "error" not in r:
+            base = [b for b in rows if b["workload"] == "train" and b["baseline"] and b["batch"] == r["batch"]
+                    and "error" not in b]
+            if base:
+                out[f"train_b{r['batch']}_{r['size']}px"] = r["images_per_s"] / base[0]["images_per_s"]
+    return out
+
+
+def table(report: dict) -> str:
+    """The results as a Markdown table, with hardware and conditions above it."""
+    hw, rows = report["hardware"], report["rows"]
+    lines = [f"{report['date']}: {hw['cpu']} ({hw['cores']} cores, {hw['torch_threads']} torch threads), "
+             f"device {hw['device']}, torch {hw['torch']}; load average {hw.get('loadavg_start')} -> "
+             f"{hw.get('loadavg_end')}" + ("; --quick: reduced sizes and repeats" if report["quick"] else ""),
+             "", "| workload | setup | size | batch | result | peak memory (MiB) | repeats |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for r in rows:
+        mem = f"{r['peak_mb']:.0f}" if "peak_mb" in r else "-"
+        extra = f" ({r['ms_host']:.1f} ms from host)" if r["workload"] == "stylize" and "ms_host" in r and \
+            r["setup_device"] == "cuda" else ""
+        setup = f"{r['setup']}{' (baseline)' if r['baseline'] else ''}"
+        lines.append(f"| {r['workload']} | {setup} | {r['size']} | "
+                     f"{r['batch']} | {_value(r)}{extra} | {mem} | {len(r.get('times_s', []))} |")
+    for name, ratio in report["ratios"].items():
+        lines.append(f"\n{name}: optimized / baseline = {ratio:.2f}x")
+    for r in rows:
+        if "error" in r:
+            lines.append(f"\n{r['workload']} {r['setup']} {r['size']} px: {r['error']}")
+    mem_kinds = sorted({r["memory"] for r in rows if "memory" in r})
+    lines.append(f"\nMemory: {', '.join(mem_kinds)}. Times: medians after warm-up.")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    p.add_argument("--precision", choices=("32", "bf16"), default="32")
+    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument("--compile", action="store_true", help="torch.compile the transformer and the VGG")
+    p.add_argument("--model", default="transformer", help="a configs/model/ name (transformer_small)")
+    p.add_argument("--quick", action="store_true", help="smaller sizes, fewer repeats (~2 min, 2 CPU cores)")
+    p.add_argument("--baseline", action=argparse.BooleanOptionalAction, default=True,
+                   help="also run the float32 eager NCHW baseline for the training rows (default: yes)")
+    p.add_argument("--only", default="train,stylize,gatys", help="comma-separated workloads to run")
+    p.add_argument("--train-size", type=int)
+    p.add_argument("--batches", type=lambda s: tuple(int(v) for v in s.split(",")))
+    p.add_argument("--stylize-sizes", type=lambda s: tuple(int(v) for v in s.split(",")))
+    p.add_argument("--gatys-size", type=int)
+    p.add_argument("--gatys-iterations", type=int)
+    p.add_argument("--gatys-optimizers", type=lambda s: tuple(s.split(",")), help="lbfgs,adam")
+    p.add_argument("--warmup", type=int)
+    p.add_argument("--repeats", type=int)
+    p.add_argument("--json", type=Path, help="write the report here as well")
+    args = p.parse_args(argv)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        p.error("--device cuda: no CUDA device here")
+    if not (REPO / "configs" / "model" / f"{args.model}.yaml").is_file():
+        p.error(f"--model {args.model}: no configs/model/{args.model}.yaml")
+    plan = replace(QUICK if args.quick else FULL[args.device])
+    for key in ("train_size", "batches", "stylize_sizes", "gatys_size", "gatys_iterations",
+                "gatys_optimizers", "warmup", "repeats"):
+        if getattr(args, key) is not None:
+            setattr(plan, key, getattr(args, key))
+    only = set(args.only.split(","))
+    plan.batches = plan.batches if "train" in only else ()
+    plan.stylize_sizes = plan.stylize_sizes if "stylize" in only else ()
+    plan.gatys_optimizers = plan.gatys_optimizers if "gatys" in only else ()
+    setup = Setup(args.device, args.precision, args.channels_last, args.compile, args.model)
+    device = torch.device(args.device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # as trainer=gpu; the baseline rows get it too
+    for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message=QUIET)
+    report = {"date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"), "quick": args.quick,
+              "hardware": hardware(device), "setup": asdict(setup), "plan": asdict(plan)}
+    hw = report["hardware"]
+    print(f"benchmark: {hw['cpu']}, {hw['device']}, torch {torch.__version__}; "
+          f"{setup.label}, model {setup.model}{' (quick)' if args.quick else ''}", flush=True)
+
+    def save(rows: list[dict]) -> None:
+        report.update(rows=rows, ratios=ratios(rows))
+        report["hardware"]["loadavg_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+        if args.json:
+            from nst.files import atomic_write_text
+
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(args.json, json.dumps(report, indent=2))
+
+    save(run(setup, plan, baseline=args.baseline, log=lambda s: print(s, flush=True), done=save))
+    print("\n" + table(report))
+    return 1 if any("error" in r for r in report["rows"]) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,111 @@
+"""scripts/benchmark.py in a tiny configuration (finite numbers, no timing asserts), and the
+``gpu``-marked checks that scripts/gpu_check.sh runs on a CUDA machine (skipped without one)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from nst.stylize import Stylizer
+from nst.transformer import TransformerNet
+
+SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "benchmark.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("nst_benchmark", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    return module
+
+
+def finite(*values) -> bool:
+    return all(isinstance(v, float) and math.isfinite(v) for v in values)
+
+
+def test_training_step_throughput_is_finite(bench):
+    small = bench.Setup(model="transformer_small")
+    out = bench.train_throughput(small, batch=2, size=32, warmup=1, repeats=1)
+    assert finite(out["images_per_s"], out["step_ms"], out["peak_mb"], out["loss"])
+    assert out["images_per_s"] > 0 and out["peak_mb"] > 0
+
+
+def test_stylize_latency_is_finite(bench):
+    nchw = bench.Setup(model="transformer_small", channels_last=False)
+    out = bench.stylize_latency(nchw, 32, warmup=1, repeats=1)
+    assert finite(out["ms"], out["ms_host"], out["peak_mb"]) and out["finite"]
+
+
+@pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
+def test_gatys_seconds_per_iteration_is_finite(bench, optimizer):
+    out = bench.gatys_speed(bench.Setup(), 32, optimizer, iterations=2, warmup=1)
+    assert finite(out["s_per_iteration"], out["fit_s"], out["loss_first"], out["loss_last"])
+    assert len(out["times_s"]) == 2
+
+
+def test_the_baseline_is_float32_eager_nchw(bench):
+    base = bench.Setup("cuda", "bf16", channels_last=True, compile=True).baseline()
+    assert (base.device, base.precision, base.channels_last, base.compile) == ("cuda", "32", False, False)
+
+
+def test_main_writes_json_with_a_baseline_ratio(bench, tmp_path, capsys):
+    path = tmp_path / "bench.json"
+    code = bench.main(["--quick", "--model", "transformer_small", "--only", "train", "--train-size", "32",
+                       "--batches", "2", "--repeats", "1", "--json", str(path)])
+    assert code == 0
+    report = json.loads(path.read_text())
+    assert [r["baseline"] for r in report["rows"]] == [False, True]
+    assert finite(report["ratios"]["train_b2_32px"])
+    assert {"cpu", "cores", "torch", "device"} <= set(report["hardware"])
+    assert "optimized / baseline" in capsys.readouterr().out
+
+
+# ---- on a CUDA machine only (pytest -m gpu; scripts/gpu_check.sh) --------------------------------
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+@pytest.mark.gpu
+@cuda
+def test_bf16_training_step_on_cuda_is_finite(bench):
+    out = bench.train_throughput(bench.Setup("cuda", "bf16"), batch=4, size=64, warmup=1, repeats=2)
+    assert finite(out["loss"], out["images_per_s"], out["peak_mb"])
+
+
+@pytest.mark.gpu
+@cuda
+@pytest.mark.parametrize("precision, tol", [("32", 2e-3), ("bf16-mixed", 6e-2)])
+def test_stylize_on_cuda_matches_cpu(precision, tol):
+    torch.manual_seed(0)
+    net = TransformerNet(channels=16, num_residual=2)
+    x = torch.rand(2, 3, 96, 80)
+    ref = Stylizer(TransformerNet(**net.config).eval(), device="cpu")
+    ref.net.load_state_dict(net.state_dict())
+    on_gpu = Stylizer(net, device="cuda", precision=precision, channels_last=True)
+    diff = (on_gpu.stylize_tensor(x.cuda()).cpu() - ref.stylize_tensor(x)).abs().max()
+    assert float(diff) < tol
+
+
+@pytest.mark.gpu
+@cuda
+def test_gatys_on_cuda_lowers_the_loss_in_bf16(bench):
+    out = bench.gatys_speed(bench.Setup("cuda", "bf16"), 128, "lbfgs", iterations=10, warmup=1)
+    assert finite(out["loss_last"]) and out["loss_last"] < out["loss_first"]
+
+
+@pytest.mark.gpu
+@cuda
+def test_cuda_peak_memory_is_the_allocator_peak(bench):
+    mem = bench.PeakMemory(torch.device("cuda"))
+    mem.reset()
+    block = torch.empty(64 * 2**20, dtype=torch.uint8, device="cuda")
+    assert mem.read_mb() >= 64 and mem.kind == "cuda max_memory_allocated"
+    del block

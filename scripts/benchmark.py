@@ -93,10 +93,12 @@ def sync(device: torch.device) -> None:
 
 
 class PeakMemory:
-    """Peak memory of one case in MiB: CUDA allocator peak, or process peak RSS on the CPU."""
+    """Peak memory of one case in MiB: CUDA allocator peak, or process peak RSS on the CPU; also how
+    far above the memory in use at ``reset`` (the process's torch libraries alone hold ~1 GB of RSS)."""
 
     def __init__(self, device: torch.device):
         self.device = device
+        self.base = 0.0
         self.kind = "cuda max_memory_allocated"
         if device.type != "cuda":
             self.kind = "process peak RSS" + ("" if self._clear() else " since start (ru_maxrss)")
@@ -109,19 +111,32 @@ class PeakMemory:
         except OSError:
             return False
 
+    @staticmethod
+    def _status(key: str) -> float | None:
+        with contextlib.suppress(OSError, AttributeError):
+            return int(re.search(rf"{key}:\s+(\d+)", Path("/proc/self/status").read_text()).group(1)) / 1024
+        return None
+
     def reset(self) -> None:
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
+            self.base = torch.cuda.memory_allocated(self.device) / 2**20
         else:
             self._clear()
+            self.base = self._status("VmRSS") or 0.0
 
     def read_mb(self) -> float:
         if self.device.type == "cuda":
             return torch.cuda.max_memory_allocated(self.device) / 2**20
-        with contextlib.suppress(OSError, AttributeError):
-            return int(re.search(r"VmHWM:\s+(\d+)", Path("/proc/self/status").read_text()).group(1)) / 1024
+        peak = self._status("VmHWM")
+        if peak is not None:
+            return peak
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         return peak / 2**20 if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KiB on Linux
+
+    def read(self) -> dict:
+        peak = self.read_mb()
+        return {"peak_mb": peak, "peak_extra_mb": max(0.0, peak - self.base), "memory": self.kind}
 
 
 def timed(fn, device: torch.device, warmup: int, repeats: int) -> list[float]:
@@ -175,7 +190,7 @@ def train_throughput(setup: Setup, batch: int, size: int, warmup: int = 2, repea
     mem.reset()
     times = timed(step, device, warmup, repeats)
     med = statistics.median(times)
-    return {"images_per_s": batch / med, "step_ms": 1e3 * med, "peak_mb": mem.read_mb(), "memory": mem.kind,
+    return {"images_per_s": batch / med, "step_ms": 1e3 * med, **mem.read(),
             "loss": float(last["loss"]), "times_s": times}
 
 
@@ -193,8 +208,7 @@ def stylize_latency(setup: Setup, size: int, warmup: int = 2, repeats: int = 10)
     mem = PeakMemory(device)
     mem.reset()
     times = timed(lambda: stylizer.stylize_tensor(on_device), device, warmup, repeats)
-    peak = mem.read_mb()
-    out = {"ms": 1e3 * statistics.median(times), "peak_mb": peak, "memory": mem.kind, "times_s": times}
+    out = {"ms": 1e3 * statistics.median(times), **mem.read(), "times_s": times}
     if device.type == "cuda":
         host_times = timed(lambda: stylizer.stylize_tensor(host), device, 1, repeats)
         out["ms_host"] = 1e3 * statistics.median(host_times)
@@ -236,9 +250,8 @@ def gatys_speed(setup: Setup, size: int, optimizer: str, iterations: int = 5, wa
                           trainer_kwargs={"accelerator": accel, "precision": precision})
     steps = [b - a for a, b in zip(stamps, stamps[1:])][warmup:]
     return {"s_per_iteration": statistics.median(steps), "iterations": len(steps), "iterations_s": sum(steps),
-            "fit_s": result.seconds, "peak_mb": mem.read_mb(),
-            "memory": mem.kind, "loss_first": result.history[0]["loss"], "loss_last": result.losses["loss"],
-            "times_s": steps}
+            "fit_s": result.seconds, **mem.read(), "loss_first": result.history[0]["loss"],
+            "loss_last": result.losses["loss"], "times_s": steps}
 
 
 # ---- the run -------------------------------------------------------------------------------------
@@ -343,10 +356,10 @@ def table(report: dict) -> str:
     lines = [f"{report['date']}: {hw['cpu']} ({hw['cores']} cores, {hw['torch_threads']} torch threads), "
              f"device {hw['device']}, torch {hw['torch']}; load average {hw.get('loadavg_start')} -> "
              f"{hw.get('loadavg_end')}" + ("; --quick: reduced sizes and repeats" if report["quick"] else ""),
-             "", "| workload | setup | size | batch | result | peak memory (MiB) | repeats |",
+             "", "| workload | setup | size | batch | result | peak MiB (+ over start) | repeats |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
-        mem = f"{r['peak_mb']:.0f}" if "peak_mb" in r else "-"
+        mem = f"{r['peak_mb']:.0f} (+{r['peak_extra_mb']:.0f})" if "peak_mb" in r else "-"
         extra = f" ({r['ms_host']:.1f} ms from host)" if r["workload"] == "stylize" and "ms_host" in r and \
             r["setup_device"] == "cuda" else ""
         setup = f"{r['setup']}{' (baseline)' if r['baseline'] else ''}"

@@ -181,6 +181,7 @@ def average(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     counts = rows[0]["gatys"].keys()
     out: dict[str, Any] = {"network": mean([r["network"] for r in rows]),
                            "gatys": {c: mean([r["gatys"][c] for r in rows]) for c in counts}}
-    matched = [r["match_iterations"] for r in rows]
-    out["match_iterations"] = statistics.fmean(matched) if matched and None not in matched else None
+    for key in ("match_iterations", "match_seconds"):
+        values = [r.get(key) for r in rows]
+        out[key] = statistics.fmean(values) if None not in values else None
     return out

@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
+import platform
 import warnings
 from pathlib import Path
 from typing import Any
@@ -92,20 +94,32 @@ def markdown(report: dict[str, Any]) -> str:
     body += rows("**average**", report["average"])
     s = report["settings"]
     avg = report["average"]
-    match = avg["match_iterations"]
-    matched = (f"Gatys ({s['optimizer']}, init {s['init']}) needed on average {match:.0f} iterations to "
-               "reach the network's loss" if match is not None else
-               "Gatys did not reach the network's loss on every photo within the iterations run")
-    last = str(its[-1])
-    speed = avg["gatys"][last]["seconds"] / max(avg["network"]["seconds"], 1e-12)
+    net_s = max(avg["network"]["seconds"], 1e-12)
+    if avg["match_iterations"] is not None:
+        matched = (f"Gatys ({s['optimizer']}, init {s['init']}) reached the network's loss after "
+                   f"{avg['match_iterations']:.0f} iterations on average (~{avg['match_seconds']:.3g} s, "
+                   f"{avg['match_seconds'] / net_s:.0f}x the network's time)")
+    else:
+        matched = "Gatys did not reach the network's loss on every photo within the iterations run"
+    speed = avg["gatys"][str(its[-1])]["seconds"] / net_s
     return "\n".join([
         f"# Network vs Gatys: {Path(report['model']).name}", "",
-        (f"{len(report['images'])} photos at {s['size']} px on {s['device']} ({s['precision']}); loss: "
-        f"{s['vgg']} ({s['weights']} weights), style {', '.join(Path(p).name for p in s['style'])}. "
+        (f"{len(report['images'])} photos at {s['size']} px on {report['hardware']} ({s['precision']}); "
+        f"loss: {s['vgg']} ({s['weights']} weights), style {', '.join(Path(p).name for p in s['style'])}. "
         "Every result is scored by the same loss (weighted terms); network seconds: one forward pass with "
         "transfers (median), Gatys seconds: time to reach that count."), "",
         *head, *body, "",
         f"{matched}; {its[-1]} Gatys iterations took {speed:.0f}x the network's time.", ""])
+
+
+def hardware(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    with contextlib.suppress(OSError, StopIteration):
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        name = next(line.split(":", 1)[1].strip() for line in lines if line.startswith("model name"))
+        return f"{name} ({os.cpu_count()} cores)"
+    return f"{platform.processor() or 'cpu'} ({os.cpu_count()} cores)"
 
 
 def _json(value: Any) -> Any:
@@ -161,13 +175,15 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         net_terms = {**evaluate(loss, image, targets), "seconds": seconds}
         gatys = {str(c): {**evaluate(loss, runs.images[c], targets), "seconds": runs.seconds[c]} for c in its}
         match = iterations_to_match(runs.history, gatys[str(its[-1])]["loss"], net_terms["loss"])
+        # Seconds to the match, estimated: every iteration costs the same (one VGG forward/backward).
+        match_s = None if match is None else runs.seconds[its[-1]] * match / its[-1]
         labels = ["content"] + [f"Gatys {c} it, {runs.seconds[c]:.3g} s" for c in its] + \
                  [f"network, {seconds * 1e3:.3g} ms"]
         row = labelled_row([content, *(runs.images[c] for c in its), image], labels, int(cfg.picture_height))
         picture = save_image(row, out_dir / f"{photo.stem}_compare.jpg", quality=90)
         rows.append({"content": str(photo), "height": content.shape[-2], "width": content.shape[-1],
                      "network": net_terms, "gatys": gatys, "match_iterations": match,
-                     "picture": picture.name})
+                     "match_seconds": match_s, "picture": picture.name})
         steps = ", ".join(f"{c} it {gatys[str(c)]['loss']:.4g} ({runs.seconds[c]:.3g} s)" for c in its)
         print(f"compare {n}/{len(photos)} {photo.name}: network loss {net_terms['loss']:.4g} in "
               f"{seconds * 1e3:.3g} ms; Gatys {steps}", flush=True)
@@ -179,7 +195,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
                            "weights": loss.vgg.weights_source, "style": [str(p) for p in styles],
                            "style_size": style_size, "repeats": int(cfg.repeats)},
               "loss": {k: v for k, v in spec_loss.items() if k not in ("arch", "weights")},
-              "torch": torch.__version__, "images": rows, "average": average(rows)}
+              "torch": torch.__version__, "hardware": hardware(device), "images": rows,
+              "average": average(rows)}
     report = _json(report)
     atomic_write_text(out_dir / "results.json", json.dumps(report, indent=2) + "\n")
     atomic_write_text(out_dir / "results.md", markdown(report))

@@ -1,0 +1,180 @@
+"""``nst mode=train``: train a TransformerNet for a style on a folder of photos, export it at the end.
+
+The output folder (``output=DIR``, default the run folder) receives ``checkpoints/last.ckpt``,
+``samples/step_*.png``, the exported ``<style>.safetensors`` and, with ``stylize_after``, the
+stylized photos and ``side_by_side.jpg`` (content | style | result).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from nst.callbacks import (AtomicCheckpointIO, ExportOnEnd, GracefulInterrupt, NaNGuard, SampleGrid, StepCheckpoint,
+                           make_grid)
+from nst.cli.build import as_list, build_loss, build_trainer, load_styles, set_style
+from nst.errors import NSTError
+from nst.export import load_lightning_checkpoint, load_model
+from nst.fast import FastStyleModule
+from nst.image import list_images, load_image, save_image
+from nst.losses import blend_weights
+
+log = logging.getLogger("nst")
+
+# Expected here, not actionable: the bundled photos sit in memory, so the main process needs no workers.
+# The frozen VGG is in eval mode on purpose; the pytree notice is Lightning's own business.
+_QUIET = (".*does not have many workers.*", ".*dataloader is not resumable.*", ".*smaller than the logging interval.*", ".*module\\(s\\) in eval mode.*",
+          ".*isinstance\\(treespec, LeafSpec\\).*")
+
+
+def set_threads(value) -> None:
+    """``threads``: a number, or ``auto``: the cores not already busy (1-minute load average), at
+    least one. PyTorch's OpenMP threads spin while they wait, so on a shared machine two threads
+    fighting other processes for two cores ran a training step about 2.5x slower than one thread."""
+    if value in (None, "", 0):
+        return
+    if str(value) == "auto":
+        import os
+        busy = round(os.getloadavg()[0]) if hasattr(os, "getloadavg") else 0
+        value = max(1, min(torch.get_num_threads(), (os.cpu_count() or 1) - busy))
+    elif not str(value).isdigit():
+        raise NSTError(f"threads={value!r}: a number of threads, auto or null")
+    torch.set_num_threads(int(value))
+    log.info("torch CPU threads: %d", int(value))
+
+
+def output_dir(cfg: DictConfig) -> Path:
+    return Path(cfg.output) if cfg.get("output") else Path(cfg.paths.output_dir)
+
+
+def style_stem(paths: list[str]) -> str:
+    """The exported model's name: the style file's stem (``a+b`` for a blend)."""
+    return "+".join(Path(p).stem for p in paths)
+
+
+def resume_path(cfg: DictConfig, out: Path) -> Path | None:
+    """The checkpoint to continue from: ``ckpt_path``, or ``<output>/checkpoints/last.ckpt`` with resume=true."""
+    if cfg.get("ckpt_path"):
+        path = Path(cfg.ckpt_path).expanduser()
+        if not path.is_file():
+            raise NSTError(f"ckpt_path={cfg.ckpt_path}: no such checkpoint file")
+        return path
+    if cfg.get("resume"):
+        path = out / "checkpoints" / "last.ckpt"
+        if not path.is_file():
+            raise NSTError(f"resume=true: no checkpoint at {path} (pass output=<the earlier run's folder>, "
+                           "or ckpt_path=FILE)")
+        return path
+    return None
+
+
+def check_resumable(path: Path, net_config: dict, styles: list[str]) -> None:
+    """Refuse a checkpoint of another architecture in one line (not a state_dict size-mismatch dump)."""
+    _, meta = load_lightning_checkpoint(path)
+    if meta.get("arch") != net_config:
+        raise NSTError(f"{path}: trained with model {meta.get('arch')}, this run builds {net_config} "
+                       "(pass the original run's model=... settings)")
+    if meta.get("style") and meta["style"] != styles:
+        log.warning("%s was trained for style %s, this run uses %s", path, meta["style"], styles)
+
+
+def metadata(cfg: DictConfig, loss, style_paths: list[str]) -> dict[str, Any]:
+    """Provenance stored in checkpoints and in the exported model (plain JSON types)."""
+    loss_cfg = OmegaConf.to_container(cfg.loss, resolve=True)
+    loss_cfg.pop("_target_", None)
+    opt = OmegaConf.to_container(cfg.optimizer, resolve=True) if cfg.get("optimizer") else {}
+    return {
+        "style": [Path(p).name for p in style_paths],
+        "style_blend": blend_weights(len(style_paths), [float(b) for b in as_list(cfg.get("style_blend"))] or None),
+        "style_size": cfg.get("style_size"),
+        "loss": loss_cfg,
+        "vgg": {"arch": loss.vgg.arch, "weights": loss.vgg.weights_source},
+        "image_size": int(cfg.data.image_size),
+        "batch_size": int(cfg.data.batch_size),
+        "optimizer": {"name": str(opt.get("_target_", "torch.optim.Adam")).rsplit(".", 1)[-1],
+                      **{k: v for k, v in opt.items() if not k.startswith("_")}},
+        "data": Path(str(cfg.data.root)).name,
+        "max_steps": int(cfg.trainer.get("max_steps", -1)),
+    }
+
+
+def build_module(cfg: DictConfig) -> tuple[FastStyleModule, pl.LightningDataModule, list[str]]:
+    """The data (checked: NSTError before training when too few photos), the loss with its style
+    targets, the network and the LightningModule; also returns the style paths."""
+    if OmegaConf.is_missing(cfg.data, "root"):
+        raise NSTError("data.root=???: pass the folder of training photos, e.g. data.root=~/coco/train2014")
+    data = instantiate(cfg.data)
+    data.setup("fit")
+    loss = build_loss(cfg)
+    images, paths = load_styles(cfg, max_side=cfg.get("style_size"))
+    set_style(loss, images, paths, as_list(cfg.get("style_blend")))
+    net = instantiate(cfg.model)
+    optimizer = instantiate(cfg.optimizer) if cfg.get("optimizer") else None
+    module = FastStyleModule(net, loss, optimizer=optimizer, channels_last=bool(cfg.perf.channels_last),
+                             compile=bool(cfg.perf.compile), export_metadata=metadata(cfg, loss, paths))
+    return module, data, paths
+
+
+def run(cfg: DictConfig) -> Path:
+    """Train, export ``<output>/<style>.safetensors`` and return its path (exit 130 after Ctrl-C)."""
+    set_threads(cfg.get("threads"))
+    pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
+    out = output_dir(cfg)
+    ckpt = resume_path(cfg, out)
+    module, data, style_paths = build_module(cfg)
+    if ckpt is not None:
+        check_resumable(ckpt, module.hparams.net_config, module.hparams.export_metadata["style"])
+    model_path = out / f"{style_stem(style_paths)}.safetensors"
+    samples = cfg.get("samples") or {}
+    sample_images = [load_image(p, max_side=samples.get("max_side")) for p in
+                     (list_images(samples["images"]) if samples.get("images") else [])]
+    interrupt = GracefulInterrupt()
+    callbacks = [
+        StepCheckpoint(dirpath=out / "checkpoints", filename="step_{step:06d}", auto_insert_metric_name=False,
+                       save_top_k=int(cfg.ckpt_keep),
+                       every_n_train_steps=int(cfg.ckpt_every), save_last=True, enable_version_counter=False),
+        interrupt, NaNGuard(),
+        SampleGrid(sample_images, out / "samples", int(samples.get("every") or 0)),
+        ExportOnEnd(model_path, module.hparams.export_metadata),
+    ]
+    trainer = build_trainer(cfg, callbacks, default_root_dir=str(out), plugins=[AtomicCheckpointIO()])
+    with warnings.catch_warnings():
+        for pattern in _QUIET:
+            warnings.filterwarnings("ignore", message=pattern)
+        trainer.fit(module, datamodule=data, ckpt_path=ckpt, weights_only=True)
+    if interrupt.interrupted_at is not None:
+        print(f"nst: interrupted at step {interrupt.interrupted_at}; checkpoint: {interrupt.checkpoint}; "
+              f"continue with: nst mode=train ... output={out} resume=true", file=sys.stderr)
+        raise SystemExit(130)
+    if not trainer.is_global_zero:
+        return model_path
+    print(f"model: {model_path}")
+    if cfg.get("stylize_after"):
+        stylize_after(model_path, cfg.stylize_after, style_paths, out)
+    return model_path
+
+
+@torch.no_grad()
+def stylize_after(model_path: Path, spec: str, style_paths: list[str], out: Path, height: int = 256) -> Path:
+    """Stylize ``spec`` with the *exported* file (as a user would), write each result and
+    ``side_by_side.jpg`` (a row per photo: content | style | result)."""
+    net, _ = load_model(model_path)
+    style = load_image(style_paths[0], max_side=2 * height)
+    rows = []
+    for path in list_images(spec):
+        x = load_image(path)
+        y = net(x)
+        result = save_image(y, out / f"{path.stem}_{model_path.stem}.jpg")
+        print(f"stylized: {result}")
+        rows.append([x, style, y])
+    sbs = save_image(make_grid(rows, height), out / "side_by_side.jpg", quality=90)
+    print(f"side by side (content | style | result): {sbs}")
+    return sbs

@@ -1,0 +1,225 @@
+"""Photos for training a transformation network: random square crops from a folder of images.
+
+Any file :func:`nst.image.load_image` reads, found recursively. Each item is a random crop
+(3, S, S) in [0, 1] of a photo whose shorter side was resized to ``resize`` (times a random
+``scale``), flipped at random. Unreadable files are skipped with one warning each and counted
+(``batch["skipped"]``), never a crash mid-run. Small folders are decoded once and kept in memory
+(as uint8), so an "epoch" is just ``epoch_size`` random crops: the step count is what matters.
+
+Departure from Johnson et al.: they resized COCO to 256x256 (squashing the aspect ratio); here the
+shorter side is resized and a square is cropped, so shapes keep their proportions.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import signal
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from PIL import Image
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+
+from nst.errors import NSTError
+from nst.image import list_images, load_image, resize
+
+log = logging.getLogger("nst")
+
+MAX_BAD_PER_ITEM = 4  # bad-file indices one item reports to the main process (more are found later)
+
+
+class PhotoDataset(Dataset):
+    """``length`` random crops of ``paths``: item i -> {"image": (3, S, S), "bad": (MAX_BAD_PER_ITEM,)}.
+
+    Item i starts from photo ``i % len(paths)`` and moves on past unreadable ones; ``bad`` lists the
+    indices of the files it found unreadable (-1 padded). ``cache`` holds decoded (3, h, w) uint8
+    images (None for a file that failed), or is None to read files on every access.
+    """
+
+    def __init__(self, paths: Sequence[Path], image_size: int, resize_to: int, scale: tuple[float, float],
+                 flip: bool, length: int, cache: list[Tensor | None] | None = None):
+        self.paths = list(paths)
+        self.image_size = image_size
+        self.resize_to = resize_to
+        self.scale = scale
+        self.flip = flip
+        self.length = length
+        self.cache = cache
+        self.known_bad: set[int] = {i for i, c in enumerate(cache or []) if c is None}
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, i: int) -> dict[str, Tensor]:
+        n = len(self.paths)
+        bad: list[int] = []
+        for k in range(n):
+            j = (i + k) % n
+            if j in self.known_bad:
+                continue
+            img = self._load(j)[0]
+            if img is not None:
+                break
+            self.known_bad.add(j)
+            bad.append(j)
+        else:
+            raise NSTError(f"{self.paths[0].parent}: none of the {n} training images is readable")
+        bad = (bad + [-1] * MAX_BAD_PER_ITEM)[:MAX_BAD_PER_ITEM]
+        return {"image": self._crop(img), "bad": torch.tensor(bad, dtype=torch.long)}
+
+    def _load(self, j: int) -> tuple[Tensor | None, str]:
+        """(3, h, w) uint8 with shorter side resize_to * max(scale) (None when unreadable), why not."""
+        if self.cache is not None:
+            return self.cache[j], ""
+        return decode(self.paths[j], math.ceil(self.resize_to * self.scale[1]))
+
+    def _crop(self, img: Tensor) -> Tensor:
+        x = img.float().div_(255.0)[None]
+        lo, hi = self.scale
+        if hi > lo:
+            s = lo + (hi - lo) * torch.rand(()).item()
+            short = max(self.image_size, round(self.resize_to * s))
+            h, w = x.shape[-2:]
+            x = resize(x, size=(max(short, round(h * short / min(h, w))), max(short, round(w * short / min(h, w)))))
+        h, w = x.shape[-2:]
+        top = int(torch.randint(0, h - self.image_size + 1, ()))
+        left = int(torch.randint(0, w - self.image_size + 1, ()))
+        x = x[0, :, top: top + self.image_size, left: left + self.image_size]
+        if self.flip and torch.rand(()).item() < 0.5:
+            x = x.flip(-1)
+        return x.contiguous()
+
+
+def decode(path: Path, short: int) -> tuple[Tensor | None, str]:
+    """Photo -> ((3, h, w) uint8 with shorter side ``short``, ""), or (None, the reason) when unreadable."""
+    try:
+        with Image.open(path) as im:  # header only: lets JPEG decode at a reduced size
+            w, h = im.size
+        long_side = math.ceil(max(w, h) * short / max(1, min(w, h)))
+        x = load_image(path, max_side=long_side)
+    except Exception as e:  # noqa: BLE001 - one bad training file must never end a long run
+        return None, str(e).replace(str(path) + ": ", "") or type(e).__name__
+    h, w = x.shape[-2:]
+    if min(h, w) != short:  # rounding of max_side: make the shorter side exact
+        x = resize(x, size=(max(short, round(h * short / min(h, w))), max(short, round(w * short / min(h, w)))))
+    return x[0].mul(255.0).round_().to(torch.uint8), ""
+
+
+def _worker_init(worker_id: int) -> None:
+    # Ctrl-C goes to the whole process group: workers ignore it so the main process can finish
+    # the step, save a checkpoint and stop them itself (see nst.callbacks.GracefulInterrupt).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+class PhotoDataModule(pl.LightningDataModule):
+    """Random crops from a folder of photos (recursive) for training.
+
+    Args:
+        root: a folder, a file or a glob of images.
+        image_size: side of the square crops (the config's top-level ``size``).
+        batch_size, num_workers: as for a DataLoader (workers are persistent).
+        resize: the shorter side before cropping (None: ``image_size``); must be >= image_size.
+        scale: [lo, hi] random factor on ``resize`` per crop (scale augmentation; [1, 1]: none).
+        flip: random horizontal flips.
+        epoch_size: crops per epoch (None: the number of photos, at least 50 batches).
+        cache: keep decoded photos in memory: True, False or "auto" (up to ``cache_max`` photos).
+        min_images: fewer readable photos than this is an error before training starts.
+    """
+
+    def __init__(self, root: str, image_size: int = 256, batch_size: int = 4, num_workers: int = 0,
+                 resize: int | None = None, scale: Sequence[float] = (1.0, 1.0), flip: bool = True,
+                 epoch_size: int | None = None, cache: bool | str = "auto", cache_max: int = 2000,
+                 min_images: int = 4):
+        super().__init__()
+        if image_size is None or int(image_size) < 1:
+            raise NSTError(f"data.image_size={image_size}: the crop size must be a positive number of pixels "
+                           "(set size=...)")
+        self.root = str(root)
+        self.image_size = int(image_size)
+        self.batch_size = int(batch_size)
+        self.num_workers = int(num_workers)
+        self.resize_to = int(resize) if resize else self.image_size
+        self.scale = (float(scale[0]), float(scale[1]))
+        if not 0 < self.scale[0] <= self.scale[1]:
+            raise NSTError(f"data.scale={list(scale)}: need 0 < lo <= hi")
+        if self.resize_to * self.scale[0] < self.image_size - 0.5:
+            raise NSTError(f"data.resize={self.resize_to} x data.scale[0]={self.scale[0]} is smaller than the "
+                           f"crop size {self.image_size}: the crops would not fit")
+        if self.batch_size < 1 or self.num_workers < 0:
+            raise NSTError(f"data.batch_size={batch_size}, data.num_workers={num_workers}: need >= 1 and >= 0")
+        self.flip = bool(flip)
+        self.epoch_size = epoch_size
+        if cache not in (True, False, "auto"):
+            raise NSTError(f"data.cache={cache!r}: choose true, false or auto")
+        self.cache, self.cache_max, self.min_images = cache, int(cache_max), int(min_images)
+        self.dataset: PhotoDataset | None = None
+        self.bad: set[int] = set()
+
+    @property
+    def skipped(self) -> int:
+        """How many distinct files were found unreadable so far."""
+        return len(self.bad)
+
+    def setup(self, stage: str | None = None) -> None:
+        """List and check the photos (NSTError when too few are readable); idempotent."""
+        if self.dataset is not None:
+            return
+        try:
+            paths = list_images(self.root)
+        except NSTError as e:
+            raise NSTError(f"data.root: {e}") from None
+        short = math.ceil(self.resize_to * self.scale[1])
+        use_cache = self.cache is True or (self.cache == "auto" and len(paths) <= self.cache_max)
+        cache: list[Tensor | None] | None = None
+        good = 0
+        if use_cache:
+            cache = []
+            for i, p in enumerate(paths):
+                img, why = decode(p, short)
+                cache.append(img)
+                good += img is not None
+                self._note_bad([i] if img is None else [], paths, why)
+        else:  # a large folder: probe only until min_images readable ones are found
+            for i, p in enumerate(paths[: self.min_images + 100]):
+                if good >= self.min_images:
+                    break
+                img, why = decode(p, short)
+                good += img is not None
+                self._note_bad([i] if img is None else [], paths, why)
+        if good < self.min_images:
+            raise NSTError(f"data.root={self.root}: {good} readable image(s) of {len(paths)} found, training "
+                           f"needs at least data.min_images={self.min_images}")
+        length = self.epoch_size or max(len(paths), 50 * self.batch_size)
+        self.dataset = PhotoDataset(paths, self.image_size, self.resize_to, self.scale, self.flip,
+                                    int(length), cache)
+        self.dataset.known_bad |= self.bad
+        log.info("data: %d photos in %s (%s), %d px crops, batch %d", len(paths) - self.skipped, self.root,
+                 "cached in memory" if use_cache else "read from disk", self.image_size, self.batch_size)
+
+    def _note_bad(self, indices: Sequence[int], paths: Sequence[Path], why: str = "") -> None:
+        for i in indices:
+            if i >= 0 and i not in self.bad:
+                self.bad.add(i)
+                log.warning("skipping unreadable training image %s%s", paths[i], f" ({why})" if why else "")
+
+    def train_dataloader(self) -> DataLoader:
+        if self.dataset is None:
+            self.setup("fit")
+        workers = self.num_workers
+        return DataLoader(self.dataset, batch_size=self.batch_size, shuffle=True, drop_last=True,
+                          num_workers=workers, persistent_workers=workers > 0,
+                          worker_init_fn=_worker_init if workers > 0 else None,
+                          pin_memory=torch.cuda.is_available())
+
+    def on_before_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
+        """Count the files the workers found unreadable (each warned once, here in the main process)."""
+        if isinstance(batch, dict) and "bad" in batch:
+            found = batch.pop("bad").flatten().tolist()
+            if any(i >= 0 for i in found):
+                self._note_bad(found, self.dataset.paths)
+            batch["skipped"] = self.skipped
+        return batch

@@ -1,0 +1,85 @@
+"""FastStyleModule: trains a TransformerNet for one style (Johnson et al. 2016) with PerceptualLoss.
+
+The loss network (VGG) is frozen and never stored in checkpoints (VGGFeatures drops its weights
+from ``state_dict``; the style Gram targets are non-persistent buffers recomputed from the style
+image), so a checkpoint holds just the transformation network, the optimizer state and
+``hyper_parameters`` with ``net_config`` and ``export_metadata`` (see nst.export).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from torch import Tensor
+
+from nst.losses import PerceptualLoss
+from nst.transformer import TransformerNet
+
+OptimizerFactory = Callable[[Iterable[torch.nn.Parameter]], torch.optim.Optimizer]
+
+
+class FastStyleModule(pl.LightningModule):
+    """Feed-forward style training.
+
+    Args:
+        net: the TransformerNet to train.
+        loss: a PerceptualLoss whose style targets are set (``loss.set_style``).
+        optimizer: builds the optimizer from the net's parameters (e.g. a Hydra ``_partial_``
+            ``torch.optim.Adam``); None: Adam with ``lr``.
+        lr: learning rate of the default Adam.
+        channels_last: keep the net, VGG and batches in channels-last memory format (GPU tensor cores).
+        compile: ``torch.compile`` the net in place (its state_dict keys stay the same).
+        export_metadata: plain-JSON provenance for the exported model (style, loss, vgg, sizes).
+
+    A batch is (N, 3, S, S) in [0, 1], or a dict with ``image`` and optionally ``skipped`` (the
+    count of unreadable files so far, logged as ``data/skipped``).
+    """
+
+    def __init__(self, net: TransformerNet, loss: PerceptualLoss, optimizer: OptimizerFactory | None = None,
+                 lr: float = 1e-3, channels_last: bool = False, compile: bool = False,
+                 export_metadata: dict[str, Any] | None = None):
+        super().__init__()
+        self.net = net
+        self.loss = loss
+        self._optimizer = optimizer
+        self.last_loss: Tensor | None = None  # read by nst.callbacks.NaNGuard before each optimizer step
+        # Plain types only: checkpoints are read back with torch.load(weights_only=True).
+        self.save_hyperparameters(ignore=["net", "loss", "optimizer"])
+        self.hparams["net_config"] = dict(getattr(net, "config", {}))
+        self.hparams["export_metadata"] = dict(export_metadata or {})
+
+    def setup(self, stage: str) -> None:
+        if self.hparams.channels_last:
+            self.net.to(memory_format=torch.channels_last)
+            self.loss.vgg.to(memory_format=torch.channels_last)
+        if self.hparams.compile and not getattr(self, "_compiled", False):
+            self.net.compile()  # in place: no "_orig_mod." prefix in checkpoints
+            self._compiled = True
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(N, 3, H, W) in [0, 1] -> stylized (N, 3, H, W) in [0, 1]."""
+        return self.net(self._layout(x))
+
+    def _layout(self, x: Tensor) -> Tensor:
+        return x.contiguous(memory_format=torch.channels_last) if self.hparams.channels_last else x
+
+    def training_step(self, batch: Tensor | dict[str, Any], batch_idx: int) -> Tensor:
+        x = batch["image"] if isinstance(batch, dict) else batch
+        x = self._layout(x)
+        terms = self.loss(self.net(x), x)  # content targets: the batch itself, without grad
+        self.last_loss = terms["loss"].detach()
+        logs = {f"train/{k}": v for k, v in terms.items()}
+        if isinstance(batch, dict) and "skipped" in batch:
+            logs["data/skipped"] = float(batch["skipped"])
+        self.log("train/loss", logs.pop("train/loss"), prog_bar=True, on_step=True, batch_size=x.shape[0])
+        self.log_dict(logs, on_step=True, on_epoch=False, batch_size=x.shape[0])
+        return terms["loss"]
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        params = [p for p in self.net.parameters() if p.requires_grad]
+        if self._optimizer is not None:
+            return self._optimizer(params)
+        return torch.optim.Adam(params, lr=self.hparams.lr)

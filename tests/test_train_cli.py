@@ -1,0 +1,120 @@
+"""``nst mode=train`` through the composed config: tiny net, random VGG, 32 px crops, a few steps."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+from safetensors import safe_open
+
+import nst.cli
+from nst.errors import NSTError
+from nst.export import load_model
+from nst.image import save_image
+from nst.transformer import TransformerNet
+
+TINY = ["vgg.weights=random", "logger=csv", "trainer.enable_progress_bar=false", "size=32", "style_size=48",
+        "model.channels=8", "model.num_residual=1", "data.batch_size=2", "data.min_images=2",
+        "trainer.max_steps=4", "trainer.log_every_n_steps=1", "ckpt_every=2", "samples.every=2",
+        "samples.max_side=40", "~loss.style_layers.relu3_3", "~loss.style_layers.relu4_3"]  # shallow VGG: fast
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # Tiny tensors: one thread avoids OpenMP's spin-waiting, which on a busy 2-core machine made
+    # these tests several times slower with two threads than with one.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def files(tmp_path, image):
+    """Three photos, a painting and a sample photo on disk."""
+    for i in range(3):
+        save_image(torch.rand(1, 3, 40, 48, generator=torch.Generator().manual_seed(i)), tmp_path / "photos" / f"{i}.png")
+    stripes = (torch.arange(48).view(1, 1, 1, 48) % 8 < 4).float().expand(1, 3, 48, 48)
+    save_image(stripes * torch.tensor([0.9, 0.3, 0.1]).view(1, 3, 1, 1) + 0.05, tmp_path / "waves.png")
+    save_image(image, tmp_path / "sample.png")
+    return tmp_path
+
+
+def config(tmp_path, *overrides, base=("mode=train",)):
+    with initialize_config_dir(config_dir=nst.cli.config_dir(), version_base="1.3"):
+        return compose("config", overrides=[*base, f"paths.output_dir={tmp_path / 'run'}", *overrides])
+
+
+def train_config(files, *overrides):
+    return config(files, *TINY, f"data.root={files / 'photos'}", f"style={files / 'waves.png'}",
+                  f"samples.images={files / 'sample.png'}", f"output={files / 'out'}", *overrides)
+
+
+def test_train_writes_checkpoint_samples_and_a_self_describing_model(files):
+    path = nst.cli.run(train_config(files, f"stylize_after={files / 'sample.png'}"))
+    out = files / "out"
+    assert path == out / "waves.safetensors"
+    assert (out / "checkpoints" / "last.ckpt").is_file()
+    assert sorted(p.name for p in (out / "samples").iterdir()) == ["step_000002.png", "step_000004.png"]
+    assert (out / "side_by_side.jpg").is_file() and (out / "sample_waves.jpg").is_file()
+    with safe_open(str(path), "pt") as f:
+        meta = json.loads(f.metadata()["nst"])
+    assert meta["steps"] == 4 and meta["style"] == ["waves.png"] and meta["image_size"] == 32
+    assert meta["vgg"] == {"arch": "vgg16", "weights": "random"}
+    assert meta["loss"]["style_layers"] == {"relu1_2": 1.0, "relu2_2": 1.0}
+    net, _ = load_model(path)
+    assert net.config == {"channels": 8, "num_residual": 1}
+
+
+def test_every_loss_term_is_logged(files):
+    nst.cli.run(train_config(files))
+    header = next((files / "run" / "csv").rglob("metrics.csv")).read_text().splitlines()[0].split(",")
+    for name in ("train/loss", "train/content", "train/style", "train/tv", "train/style/relu1_2",
+                 "train/content/relu2_2", "val/loss", "val/style", "data/skipped"):
+        assert name in header
+
+
+def test_resume_true_continues_to_the_same_final_step(files):
+    nst.cli.run(train_config(files, "trainer.max_steps=2"))
+    path = nst.cli.run(train_config(files, "trainer.max_steps=4", "resume=true"))
+    ckpt = torch.load(files / "out" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert ckpt["global_step"] == 4
+    assert load_model(path)[1]["steps"] == 4
+
+
+def test_resume_without_a_checkpoint_is_an_error(files):
+    with pytest.raises(NSTError, match="resume=true: no checkpoint"):
+        nst.cli.run(train_config(files, "resume=true"))
+
+
+def test_resume_with_another_architecture_is_an_error(files):
+    nst.cli.run(train_config(files, "trainer.max_steps=2"))
+    with pytest.raises(NSTError, match="trained with model"):
+        nst.cli.run(train_config(files, "resume=true", "model.channels=4"))
+
+
+def test_empty_data_folder_fails_before_training(files):
+    (files / "empty").mkdir()
+    with pytest.raises(NSTError, match="data.root"):
+        nst.cli.run(train_config(files, f"data.root={files / 'empty'}"))
+    assert not (files / "out").exists()
+
+
+def test_quickstart_composes_and_builds_its_objects(tmp_path):
+    cfg = config(tmp_path, base=("experiment=quickstart",))
+    assert cfg.mode == "train" and cfg.stylize_after and cfg.style.endswith(".jpg")
+    net = instantiate(cfg.model)
+    assert isinstance(net, TransformerNet)
+    data = instantiate(cfg.data)
+    data.setup("fit")
+    assert data.dataset[0]["image"].shape == (3, cfg.size, cfg.size)
+
+
+def test_johnson2016_needs_the_data_root(tmp_path):
+    cfg = config(tmp_path, "vgg.weights=random", "style=x.jpg", base=("experiment=johnson2016",))
+    assert cfg.trainer.max_steps == 40000 and cfg.data.batch_size == 4 and cfg.model.channels == 32
+    with pytest.raises(NSTError, match="data.root"):
+        nst.cli.run(cfg)

@@ -191,8 +191,12 @@ def stylize_files(stylizer: Stylizer, jobs: Sequence[Job], *, size: int | None =
 
     def flush(items: list[tuple[Job, Tensor, Tensor | None]]) -> None:
         nonlocal last_note
-        out = stylizer.stylize_tensor(torch.cat([x for _, x, _ in items]))
-        for i, (job, _, alpha) in enumerate(items):
+        batch = items[0][1] if len(items) == 1 else torch.cat([x for _, x, _ in items])
+        targets = [(job, alpha) for job, _, alpha in items]
+        items.clear()  # the caller's list: hold no input while saving (a 24 MP photo is 288 MB)
+        out = stylizer.stylize_tensor(batch)
+        del batch
+        for i, (job, alpha) in enumerate(targets):
             try:
                 save_image(out[i:i + 1], job.target, alpha=alpha, quality=quality)
                 summary.written.append(job.target)
@@ -209,17 +213,19 @@ def stylize_files(stylizer: Stylizer, jobs: Sequence[Job], *, size: int | None =
             log(f"{job.target}: exists, skipped (overwrite=true replaces it)")
             continue
         try:
-            x, alpha = load_image_alpha(job.source, max_side=size)
+            item = (job, *load_image_alpha(job.source, max_side=size))
         except NSTError as e:
             summary.failed.append((job.source, str(e)))
             log(str(e))
             continue
-        h, w = x.shape[-2:]
+        h, w = item[1].shape[-2:]
         if needs_tiling(h, w, stylizer.tile_size):
-            flush([(job, x, alpha)])
+            items = [item]
+            del item
+            flush(items)
             continue
         group = pending.setdefault((h, w), [])
-        group.append((job, x, alpha))
+        group.append(item)
         if len(group) >= batch_size:
             flush(pending.pop((h, w)))
         elif sum(map(len, pending.values())) > 2 * batch_size:  # many sizes: bound what is held

@@ -1,0 +1,207 @@
+"""The Gatys, Ecker & Bethge (2015) optimizer as a LightningModule whose parameter is the image.
+
+An ordinary ``pl.Trainer`` runs it, so devices, precision, progress bar, loggers and callbacks are
+the same as for training. One trainer step is one optimizer step:
+
+- Adam: one step = one VGG forward/backward.
+- L-BFGS: one step = one L-BFGS iteration (``max_iter=1``; its memory persists between
+  steps). Without a line search that is exactly one forward/backward, as in Gatys et al.'s and
+  Johnson's neural-style L-BFGS; with ``line_search="strong_wolfe"`` every iteration decreases the
+  loss but costs at least two (the start point is re-evaluated at the next step, as torch's
+  L-BFGS does not carry it over between ``step`` calls).
+
+Departure from the paper: after every step the pixels are clamped to [0, 1] (the paper optimizes
+unconstrained and clips when saving), so VGG never sees colours the saved image cannot have.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset
+
+from nst.errors import NSTError
+from nst.image import save_image
+from nst.init import initial_image
+from nst.losses import PerceptualLoss
+
+OPTIMIZERS = ("lbfgs", "adam")
+DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.02}
+
+
+@dataclass
+class GatysResult:
+    """The optimized image (1, 3, H, W) on the CPU, the loss terms of that final image, one dict
+    of loss terms per step (taken before that step's update), and the seconds ``fit`` took."""
+
+    image: Tensor
+    losses: dict[str, float]
+    history: list[dict[str, float]] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+class _Repeat(Dataset):
+    """The content image, ``length`` times: the data of one Gatys run (one item per step)."""
+
+    def __init__(self, content: Tensor, length: int):
+        self.content, self.length = content, length
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, i: int) -> dict[str, Tensor]:
+        return {"content": self.content}
+
+
+def content_loader(content: Tensor, steps: int) -> DataLoader:
+    """Yields ``{"content": (1, 3, H, W)}`` once per step (no collation, no worker processes)."""
+    return DataLoader(_Repeat(content.detach().float().cpu(), steps), batch_size=None, shuffle=False)
+
+
+class GatysModule(pl.LightningModule):
+    """Optimizes ``image`` (1, 3, H, W) against ``loss`` (style targets already set).
+
+    The batch brings the content image; its VGG targets are taken on the first step and reused.
+    Every term ``loss`` returns is logged as ``<log_prefix>/<term>`` (per layer too).
+    """
+
+    def __init__(self, loss: PerceptualLoss, init: Tensor, optimizer: str = "lbfgs", lr: float | None = None,
+                 history_size: int = 100, line_search: str | None = None, channels_last: bool = False,
+                 log_prefix: str = "gatys"):
+        super().__init__()
+        if optimizer not in OPTIMIZERS:
+            raise NSTError(f"optimizer={optimizer!r}: choose {' or '.join(OPTIMIZERS)}")
+        if line_search not in (None, "strong_wolfe"):
+            raise NSTError(f"line_search={line_search!r}: choose null or strong_wolfe")
+        self.save_hyperparameters(ignore=["loss", "init"])
+        self.loss = loss
+        if channels_last:  # the VGG's convolutions too (in place, like .to()): NHWC kernels on GPU
+            self.loss.to(memory_format=torch.channels_last)
+        # Kept contiguous: L-BFGS flattens gradients with .view(-1); channels_last is applied per forward.
+        self.image = nn.Parameter(init.detach().float().clone().contiguous())
+        self.lr = float(DEFAULT_LR[optimizer] if lr is None else lr)
+        self._targets: dict[str, Tensor] | None = None
+        self._last: dict[str, Tensor] = {}
+        self.history: list[dict[str, Tensor]] = []
+        self.final: dict[str, Tensor] = {}
+
+    def _input(self, img: Tensor) -> Tensor:
+        return img.contiguous(memory_format=torch.channels_last) if self.hparams.channels_last else img
+
+    def on_train_batch_start(self, batch, batch_idx: int) -> None:
+        self._last = {}
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        if self._targets is None:  # once: the content never changes during a run
+            self._targets = self.loss.content_targets(self._input(batch["content"]))
+        out = self.loss(self._input(self.image), self._targets)
+        if not self._last:
+            # The step's first evaluation (the image before the update) is the one logged: a line
+            # search evaluates trial points after it, which are not iterates.
+            self._last = {k: v.detach() for k, v in out.items()}
+            prefix = self.hparams.log_prefix
+            self.log_dict({f"{prefix}/{k}": v for k, v in self._last.items()}, on_step=True, on_epoch=False,
+                          batch_size=1)
+            self.log_dict({k: self._last[k] for k in ("content", "style")}, prog_bar=True, logger=False,
+                          on_step=True, on_epoch=False, batch_size=1)
+        return out["loss"]
+
+    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
+        self.history.append(self._last)  # device tensors: no host sync per step
+
+    def optimizer_step(self, *args, **kwargs) -> None:
+        super().optimizer_step(*args, **kwargs)
+        with torch.no_grad():
+            self.image.clamp_(0.0, 1.0)
+
+    @torch.no_grad()
+    def on_train_end(self) -> None:
+        # The terms of the image actually returned (one more forward, float32, no autocast).
+        if self._targets is not None:
+            self.final = {k: v.detach() for k, v in self.loss(self._input(self.image), self._targets).items()}
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        if self.hparams.optimizer == "adam":
+            return torch.optim.Adam([self.image], lr=self.lr)
+        # tolerance 0: run every requested iteration (the defaults stop early on small-gradient images).
+        # max_eval: torch derives it from max_iter (1 here), which would leave a line search no
+        # evaluations at all (it then never moves); 25 trial points per iteration, as its default.
+        hp = self.hparams
+        return torch.optim.LBFGS([self.image], lr=self.lr, max_iter=1, max_eval=26,
+                                 history_size=hp.history_size, line_search_fn=hp.line_search,
+                                 tolerance_grad=0.0, tolerance_change=0.0)
+
+
+class SaveEvery(pl.Callback):
+    """Saves the image every ``every`` steps as ``folder/<prefix>step_00010.png`` (after ``transform``)."""
+
+    def __init__(self, every: int, folder: str | Path, prefix: str = "",
+                 transform: Callable[[Tensor], Tensor] | None = None):
+        self.every, self.folder, self.prefix, self.transform = int(every), Path(folder), prefix, transform
+
+    def on_train_batch_end(self, trainer: pl.Trainer, module: GatysModule, outputs, batch,
+                           batch_idx: int) -> None:
+        step = trainer.global_step
+        if self.every > 0 and step % self.every == 0 and trainer.is_global_zero:
+            img = module.image.detach().float().cpu().clamp(0, 1)
+            save_image(self.transform(img) if self.transform else img,
+                       self.folder / f"{self.prefix}step_{step:05d}.png")
+
+
+def default_trainer(iterations: int, callbacks: Sequence[pl.Callback] = (), **kwargs) -> pl.Trainer:
+    """A quiet single-device trainer: no logger, checkpoints, progress bar or summary."""
+    opts = dict(accelerator="auto", devices=1, logger=False, enable_checkpointing=False,
+                enable_progress_bar=False, enable_model_summary=False, max_steps=iterations,
+                callbacks=list(callbacks))
+    opts.update(kwargs)
+    return pl.Trainer(**opts)
+
+
+def optimize(content: Tensor, loss: PerceptualLoss, *, iterations: int, optimizer: str = "lbfgs",
+             lr: float | None = None, init: str | Path | Tensor = "content", seed: int = 0,
+             trainer: pl.Trainer | None = None, trainer_kwargs: dict | None = None,
+             callbacks: Sequence[pl.Callback] = (), history_size: int = 100, line_search: str | None = None,
+             channels_last: bool = False, log_prefix: str = "gatys") -> GatysResult:
+    """Optimize an image (1, 3, H, W) in [0, 1] so its VGG features match ``content``'s and its Gram
+    matrices ``loss``'s style targets (``loss.set_style`` must have been called).
+
+    ``trainer``: a ready ``pl.Trainer`` whose ``max_steps`` is ``iterations``; without one, a quiet
+    one is built from ``trainer_kwargs`` and ``callbacks`` (see :func:`default_trainer`).
+    """
+    if iterations < 1:
+        raise NSTError(f"iterations={iterations}: must be at least 1")
+    if content.dim() != 4 or content.shape[:2] != (1, 3):
+        raise ValueError(f"content must be (1, 3, H, W), got {tuple(content.shape)}")
+    need = loss.vgg.min_size()
+    if min(content.shape[-2:]) < need:
+        raise NSTError(f"content image of {content.shape[-1]}x{content.shape[-2]} px is too small for the "
+                       f"VGG layers used (needs at least {need} px per side)")
+    if trainer is None:
+        trainer = default_trainer(iterations, callbacks, **(trainer_kwargs or {}))
+    elif trainer.max_steps != iterations:
+        raise ValueError(f"trainer.max_steps={trainer.max_steps} but iterations={iterations}")
+    if trainer.world_size > 1:
+        raise NSTError(f"mode=gatys optimizes one image on one device, not {trainer.world_size} "
+                       "(use trainer.devices=1)")
+    if optimizer == "lbfgs" and "16-mixed" in str(trainer.precision) and "bf16" not in str(trainer.precision):
+        raise NSTError("optimizer=lbfgs cannot run with precision=16-mixed (its gradient scaler has no "
+                       "closure support): use bf16-mixed, 32-true or optimizer=adam")
+    module = GatysModule(loss, initial_image(content, init, seed), optimizer=optimizer, lr=lr,
+                         history_size=history_size, line_search=line_search, channels_last=channels_last,
+                         log_prefix=log_prefix)
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        # The frozen VGG is in eval mode on purpose.
+        warnings.filterwarnings("ignore", ".*module\\(s\\) in eval mode.*")
+        trainer.fit(module, train_dataloaders=content_loader(content, iterations))
+    seconds = time.perf_counter() - start
+    history = [{k: float(v) for k, v in h.items()} for h in module.history]
+    final = {k: float(v) for k, v in module.final.items()}
+    return GatysResult(module.image.detach().float().cpu().clamp(0, 1), final, history, seconds)

@@ -1,0 +1,136 @@
+"""``nst mode=gatys`` through the composed config (random VGG, 32-40 px, a few steps)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+
+import nst.cli
+from nst.cli.build import build_loss
+from nst.cli.gatys import levels, prepare_style, side_by_side
+from nst.color import rgb_to_yiq
+from nst.errors import NSTError
+from nst.image import load_image, save_image
+
+FAST = ["vgg.weights=random", "logger=none", "trainer.enable_progress_bar=false", "iterations=3"]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny images run faster on one thread than with OpenMP's fork/join (and far faster on a busy
+    2-core machine, where a second spinning thread waits for a core)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def files(image, tmp_path):
+    """A content photo (48x40) and a style painting (40x40) on disk."""
+    stripes = (torch.arange(40).view(1, 1, 1, 40) % 8 < 4).float().expand(1, 3, 40, 40)
+    style = stripes * torch.tensor([0.9, 0.3, 0.1]).view(1, 3, 1, 1) + 0.05
+    return save_image(image, tmp_path / "photo.png"), save_image(style, tmp_path / "painting.png")
+
+
+def config(tmp_path, files, *overrides):
+    content, style = files
+    # loss=gatys_vgg16 is what mode=gatys selects itself; named here too so these tests do not
+    # depend on where the mode sits in config.yaml's defaults (see the test below).
+    with initialize_config_dir(config_dir=nst.cli.config_dir(), version_base="1.3"):
+        return compose("config", overrides=["mode=gatys", "loss=gatys_vgg16", *FAST, f"content={content}",
+                                            f"style={style}", f"paths.output_dir={tmp_path / 'run'}",
+                                            "size=32", *overrides])
+
+
+def test_mode_gatys_selects_the_gatys_vgg16_loss():
+    with initialize_config_dir(config_dir=nst.cli.config_dir(), version_base="1.3"):
+        cfg = compose("config", overrides=["mode=gatys"])
+    assert set(cfg.loss.style_layers) == {"relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"}
+    assert set(cfg.loss.content_layers) == {"relu4_2"}
+
+
+def test_writes_output_and_side_by_side(tmp_path, files):
+    out = tmp_path / "out" / "result.png"
+    result = nst.cli.run(config(tmp_path, files, f"output={out}"))
+    img = load_image(out)
+    assert img.shape[-2:] == (32, 27)
+    sbs = load_image(out.with_name("result_sbs.jpg"))
+    assert sbs.shape[-2] == 32 and sbs.shape[-1] > 3 * 27
+    assert result.losses["loss"] < result.history[0]["loss"]
+
+
+def test_default_output_goes_into_the_run_folder_with_steps(tmp_path, files):
+    nst.cli.run(config(tmp_path, files, "save_every=2", "iterations=4"))
+    run = tmp_path / "run"
+    assert (run / "photo_painting.png").is_file() and (run / "photo_painting_sbs.jpg").is_file()
+    assert sorted(p.name for p in (run / "steps").iterdir()) == ["step_00002.png", "step_00004.png"]
+
+
+def test_luminance_keeps_the_content_chroma(tmp_path, files, image):
+    # Mid-range colours, so that recombining the luminance stays in gamut (no clamping).
+    photo = save_image(image * 0.4 + 0.3, tmp_path / "mid.png")
+    result = nst.cli.run(config(tmp_path, files, "preserve_color=luminance", f"content={photo}"))
+    content = load_image(photo, max_side=32)
+    torch.testing.assert_close(rgb_to_yiq(result.image)[:, 1:], rgb_to_yiq(content)[:, 1:], atol=0.01, rtol=0)
+
+
+def test_histogram_mode_changes_the_style_targets(tmp_path, files):
+    content = load_image(files[0], max_side=32)
+    style = [load_image(files[1], max_side=32)]
+    targets = []
+    for mode in ("false", "histogram"):
+        cfg = config(tmp_path, files, f"preserve_color={mode}")
+        loss = build_loss(cfg)
+        prepare_style(cfg, loss, content, style, [str(files[1])])
+        targets.append(loss.style_target("relu1_1"))
+    assert (targets[0] - targets[1]).abs().max() > 1e-3 * targets[0].abs().max()
+
+
+def test_multiscale_ends_at_the_requested_size(tmp_path, files):
+    out = tmp_path / "ms.png"
+    result = nst.cli.run(config(tmp_path, files, "size=40", "scales=2", "iterations=[2,2]", f"output={out}"))
+    assert result.image.shape[-2:] == (40, 33)
+    assert load_image(out).shape[-2:] == (40, 33)
+
+
+def test_levels():
+    assert levels(256, None) == [256]
+    assert levels(256, 3) == [64, 128, 256]
+    assert levels(256, [512, 128, 64]) == [64, 128, 256]
+    with pytest.raises(NSTError, match="scales"):
+        levels(256, [0])
+
+
+def test_side_by_side_is_one_row_at_one_height():
+    pic = side_by_side([torch.rand(1, 3, 20, 10), torch.rand(1, 3, 10, 10)], height=20, gap=2)
+    assert pic.shape == (1, 3, 20, 10 + 2 + 20)
+
+
+def test_bad_content_path_names_the_file(tmp_path, files):
+    with pytest.raises(NSTError, match="nothing_here.jpg"):
+        nst.cli.run(config(tmp_path, files, f"content={tmp_path / 'nothing_here.jpg'}"))
+
+
+def test_style_image_too_small_names_the_file(tmp_path, files):
+    tiny = save_image(torch.rand(1, 3, 8, 8), tmp_path / "tiny.png")
+    with pytest.raises(NSTError, match="tiny.png"):
+        nst.cli.run(config(tmp_path, files, f"style={tiny}", "style_scale=0.25"))
+
+
+def test_cli_missing_file_is_one_line_and_nonzero_exit(tmp_path, files):
+    proc = subprocess.run([sys.executable, "-m", "nst", "mode=gatys", "loss=gatys_vgg16", *FAST,
+                           f"content={tmp_path / 'missing.jpg'}", f"style={files[1]}",
+                           f"hydra.run.dir={tmp_path / 'run'}"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert lines == [f"nst: error: {tmp_path / 'missing.jpg'}: no such file"], proc.stderr
+
+
+def test_bad_output_extension_fails_before_optimizing(tmp_path, files):
+    with pytest.raises(NSTError, match="result.txt"):
+        nst.cli.run(config(tmp_path, files, f"output={tmp_path / 'result.txt'}", "iterations=100000"))

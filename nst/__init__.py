@@ -1,3 +1,28 @@
-"""nst: fast neural style transfer (Johnson et al. 2016) with the Gatys et al. (2015) optimizer beside it."""
+"""nst: fast neural style transfer (Johnson et al. 2016) with the Gatys et al. (2015) optimizer beside it.
+
+The Python API for notebooks and scripts::
+
+    import nst
+    model = nst.load_model("starry_night.safetensors")   # an exported model or a Lightning .ckpt
+    out = model(pil_image)                               # PIL in, PIL out; tensors work too
+    out = nst.stylize(model, tensor, strength=0.8)
+
+Heavier pieces (``nst.gatys.optimize``, ``nst.export``, ``nst.losses.PerceptualLoss``) are
+imported from their modules.
+"""
 
 __version__ = "0.1.0"
+__all__ = ["NSTError", "Stylizer", "load_model", "stylize", "__version__"]
+
+
+def __getattr__(name: str):
+    # Lazy, so `import nst` (and `nst --help`) does not pay for importing torch.
+    if name in ("load_model", "stylize", "Stylizer"):
+        from nst import api
+
+        return getattr(api, name)
+    if name == "NSTError":
+        from nst.errors import NSTError
+
+        return NSTError
+    raise AttributeError(f"module 'nst' has no attribute {name!r}")

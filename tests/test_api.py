@@ -62,3 +62,10 @@ def test_stylize_refuses_something_that_is_not_a_model(model):
         stylize(torch.nn.Identity(), torch.rand(3, 8, 8))
     with pytest.raises(TypeError):
         model("photo.jpg")
+
+
+def test_package_exposes_the_api_lazily():
+    import nst
+    from nst import api
+
+    assert nst.load_model is api.load_model and nst.stylize is api.stylize

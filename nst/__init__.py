@@ -5,19 +5,21 @@ The Python API for notebooks and scripts::
     import nst
     model = nst.load_model("starry_night.safetensors")   # an exported model or a Lightning .ckpt
     out = model(pil_image)                               # PIL in, PIL out; tensors work too
-    out = nst.stylize(model, tensor, strength=0.8)
+    out = model(tensor)                                  # (N, 3, H, W) in [0, 1]
+
+(``nst.stylize`` is the inference module; its options are in ``nst.api.stylize``.)
 
 Heavier pieces (``nst.gatys.optimize``, ``nst.export``, ``nst.losses.PerceptualLoss``) are
 imported from their modules.
 """
 
 __version__ = "0.1.0"
-__all__ = ["NSTError", "Stylizer", "load_model", "stylize", "__version__"]
+__all__ = ["NSTError", "Stylizer", "load_model", "__version__"]
 
 
 def __getattr__(name: str):
     # Lazy, so `import nst` (and `nst --help`) does not pay for importing torch.
-    if name in ("load_model", "stylize", "Stylizer"):
+    if name in ("load_model", "Stylizer"):
         from nst import api
 
         return getattr(api, name)

@@ -68,4 +68,4 @@ def test_package_exposes_the_api_lazily():
     import nst
     from nst import api
 
-    assert nst.load_model is api.load_model and nst.stylize is api.stylize
+    assert nst.load_model is api.load_model and nst.Stylizer is api.Stylizer

@@ -1,0 +1,321 @@
+"""Bad inputs through every mode's command line (issue #7): each case in the generated corpus
+(tests/corpus.py) either works or ends in one ``NSTError`` line naming the file, with no output left
+behind. Most cases run in-process through ``nst.cli.run``; a few go through ``python -m nst`` to
+prove the exit code, the single ``nst: error:`` line and the absence of a traceback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+
+import nst.cli
+from nst.errors import NSTError
+from nst.export import save_model
+from nst.image import load_image, save_image
+from nst.transformer import TransformerNet
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from corpus import Case, make_corpus  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+GATYS = ["mode=gatys", "vgg.weights=random", "logger=none", "trainer.enable_progress_bar=false", "size=32",
+         "iterations=1", "~loss.content_layers", "+loss.content_layers={relu1_2: 1.0}", "~loss.style_layers",
+         "+loss.style_layers={relu1_1: 1.0}"]
+TRAIN = ["mode=train", "vgg.weights=random", "logger=none", "trainer.enable_progress_bar=false", "size=32",
+         "style_size=48", "model.channels=8", "model.num_residual=1", "data.batch_size=2", "data.min_images=2",
+         "trainer.max_steps=1", "ckpt_every=1", "samples.images=null", "~loss.style_layers.relu3_3",
+         "~loss.style_layers.relu4_3"]
+STYLIZE = ["mode=stylize", "logger=none"]
+COMPARE = ["mode=compare", "logger=none", "iterations=[1]", "size=32", "repeats=1", "picture_height=32",
+           "vgg_weights=random", "style_size=32"]
+META = {"style": ["starry_night.jpg"], "style_blend": [1.0], "style_size": 32,
+        "loss": {"content_layers": {"relu1_2": 1.0}, "style_layers": {"relu1_2": 1.0},
+                 "content_weight": 1.0, "style_weight": 10.0, "tv_weight": 1.0, "normalize": True},
+        "vgg": {"arch": "vgg16", "weights": "random"}}
+
+REFUSED = ["missing", "folder", "empty", "truncated_jpeg", "truncated_png", "text_as_jpeg", "bomb"]
+ACCEPTED = ["1x1", "7x5", "png16", "palette", "cmyk_jpeg", "exif_rotated"]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny tensors: OpenMP's spinning threads only slow a busy 2-core machine
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> dict[str, Case]:
+    return make_corpus(tmp_path_factory.mktemp("corpus"))
+
+
+@pytest.fixture(scope="module")
+def good(tmp_path_factory) -> dict[str, Path]:
+    """A valid photo, a valid painting, three training photos and a tiny exported model."""
+    d = tmp_path_factory.mktemp("good")
+    g = torch.Generator().manual_seed(0)
+    for i in range(3):
+        save_image(torch.rand(1, 3, 40, 48, generator=g), d / "photos" / f"{i}.png")
+    torch.manual_seed(0)
+    return {"photo": save_image(torch.rand(1, 3, 40, 36, generator=g), d / "photo.png"),
+            "style": save_image(torch.rand(1, 3, 48, 48, generator=g), d / "style.png"),
+            "photos": d / "photos",
+            "model": save_model(d / "tiny.safetensors", TransformerNet(channels=8, num_residual=1), META)}
+
+
+def cfg_of(tmp_path: Path, *overrides: str):
+    with initialize_config_dir(config_dir=nst.cli.config_dir(), version_base="1.3"):
+        return compose("config", overrides=[f"paths.output_dir={tmp_path / 'run'}", *overrides])
+
+
+def refused(tmp_path: Path, path: Path, reason: str, *overrides: str) -> str:
+    """Run in-process, expect one NSTError line naming ``path`` with ``reason``, and no output written
+    (into ``<tmp>/out``: a folder, or ``out/result.png`` for mode=gatys)."""
+    out = tmp_path / "out"
+    target = out / "result.png" if "mode=gatys" in overrides else out
+    with pytest.raises(NSTError) as e:
+        nst.cli.run(cfg_of(tmp_path, f"output={target}", *overrides))
+    msg = str(e.value)
+    assert "\n" not in msg and path.name in msg and reason in msg, msg
+    assert not out.exists() or not [p for p in out.rglob("*") if p.is_file()], list(out.rglob("*"))
+    return msg
+
+
+def files_under(folder: Path) -> list[Path]:
+    return [p for p in folder.rglob("*") if p.is_file()] if folder.exists() else []
+
+
+# ---- mode=gatys: content= and style= ------------------------------------------------------------
+
+@pytest.mark.parametrize("name", REFUSED)
+def test_gatys_bad_content_is_refused(tmp_path, corpus, good, name):
+    case = corpus[name]
+    refused(tmp_path, case.path, case.reason, *GATYS, f"content={case.path}", f"style={good['style']}")
+
+
+@pytest.mark.parametrize("name", REFUSED)
+def test_gatys_bad_style_is_refused(tmp_path, corpus, good, name):
+    case = corpus[name]
+    refused(tmp_path, case.path, case.reason, *GATYS, f"content={good['photo']}", f"style={case.path}")
+
+
+@pytest.mark.parametrize("name", ACCEPTED)
+def test_gatys_odd_content_works(tmp_path, corpus, good, name):
+    case = corpus[name]
+    out = tmp_path / "out.png"
+    nst.cli.run(cfg_of(tmp_path, *GATYS, f"content={case.path}", f"style={good['style']}", f"output={out}"))
+    expected = load_image(case.path)
+    got = load_image(out)
+    # size=32 is a max side: the result has the photo's (EXIF-turned) aspect ratio
+    assert (got.shape[-2] >= got.shape[-1]) == (expected.shape[-2] >= expected.shape[-1])
+    assert torch.isfinite(got).all()
+
+
+@pytest.mark.parametrize("name", ACCEPTED)  # 1x1 and 7x5 too: a style is resized to the working size
+def test_gatys_odd_style_works(tmp_path, corpus, good, name):
+    out = tmp_path / "out.png"
+    nst.cli.run(cfg_of(tmp_path, *GATYS, f"content={good['photo']}", f"style={corpus[name].path}",
+                       f"output={out}"))
+    assert out.is_file()
+
+
+@pytest.mark.parametrize("name", ["1x1", "7x5"])
+def test_gatys_style_too_small_for_the_vgg_is_refused(tmp_path, corpus, good, name):
+    path = corpus[name].path
+    refused(tmp_path, path, "too small", *GATYS, f"content={good['photo']}", f"style={path}",
+            "style_scale=0.1", "~loss.style_layers", "+loss.style_layers={relu3_1: 1.0}")  # 3 px < 4 px
+
+
+def test_gatys_output_under_a_regular_file_is_refused(tmp_path, good):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file, not a folder")
+    with pytest.raises(NSTError) as e:
+        nst.cli.run(cfg_of(tmp_path, *GATYS, f"content={good['photo']}", f"style={good['style']}",
+                           f"output={blocker / 'out.png'}"))
+    assert "blocker" in str(e.value) and "\n" not in str(e.value)
+    assert blocker.read_text() == "a file, not a folder"
+
+
+# ---- mode=train: style= and data.root= ----------------------------------------------------------
+
+@pytest.mark.parametrize("name", REFUSED)
+def test_train_bad_style_is_refused_before_training(tmp_path, corpus, good, name):
+    case = corpus[name]
+    refused(tmp_path, case.path, case.reason, *TRAIN, f"style={case.path}", f"data.root={good['photos']}")
+
+
+@pytest.mark.parametrize("name", ["1x1", "7x5"])
+def test_train_style_smaller_than_the_vgg_takes_is_refused(tmp_path, corpus, good, name):
+    """style_size=null keeps the file's size; relu4_3 needs 8 px per side."""
+    path = corpus[name].path
+    refused(tmp_path, path, "too small", *TRAIN, "style_size=null", "+loss.style_layers.relu4_3=1.0",
+            f"style={path}", f"data.root={good['photos']}")
+
+
+@pytest.mark.parametrize("name", ["missing", "empty", "text_as_jpeg"])
+def test_train_bad_data_root_is_refused(tmp_path, corpus, good, name):
+    case = corpus[name]
+    with pytest.raises(NSTError) as e:
+        nst.cli.run(cfg_of(tmp_path, *TRAIN, f"style={good['style']}", f"data.root={case.path}",
+                           f"output={tmp_path / 'out'}"))
+    assert "\n" not in str(e.value) and case.path.name in str(e.value), str(e.value)
+    assert not files_under(tmp_path / "out")
+
+
+def test_train_skips_the_bad_files_of_a_photo_folder(tmp_path, corpus, good):
+    """The whole corpus as training photos: the bad files are skipped, the valid ones train."""
+    out = tmp_path / "out"
+    model = nst.cli.run(cfg_of(tmp_path, *TRAIN, f"style={good['style']}", f"data.root={corpus['empty'].path.parent}",
+                               f"output={out}"))
+    assert Path(model).is_file()
+
+
+def test_train_output_under_a_regular_file_is_refused(tmp_path, good):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("x")
+    with pytest.raises(NSTError) as e:
+        nst.cli.run(cfg_of(tmp_path, *TRAIN, f"style={good['style']}", f"data.root={good['photos']}",
+                           f"output={blocker / 'run'}"))
+    assert "blocker" in str(e.value) and "\n" not in str(e.value)
+
+
+# ---- mode=stylize: input= and checkpoint= --------------------------------------------------------
+
+@pytest.mark.parametrize("name", [n for n in REFUSED if n != "folder"])
+def test_stylize_bad_input_is_refused(tmp_path, corpus, good, name):
+    case = corpus[name]
+    refused(tmp_path, case.path, "" if name == "missing" else case.reason, *STYLIZE, f"checkpoint={good['model']}",
+            f"input={case.path}")
+
+
+@pytest.mark.parametrize("name", ACCEPTED)
+def test_stylize_odd_input_works(tmp_path, corpus, good, name):
+    case = corpus[name]
+    out = tmp_path / "o.png"
+    nst.cli.run(cfg_of(tmp_path, *STYLIZE, f"checkpoint={good['model']}", f"input={case.path}", f"output={out}"))
+    assert load_image(out).shape == load_image(case.path).shape
+
+
+@pytest.mark.parametrize("name", ["missing", "folder", "empty", "text_as_jpeg", "truncated_png"])
+def test_stylize_bad_checkpoint_is_refused(tmp_path, corpus, good, name):
+    case = corpus[name]
+    refused(tmp_path, case.path, "", *STYLIZE, f"checkpoint={case.path}", f"input={good['photo']}")
+
+
+class _Payload:
+    """Unpickling this runs os.mkdir(marker): what a crafted checkpoint would do."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.mkdir, (str(self.marker),))
+
+
+@pytest.fixture
+def evil(tmp_path) -> tuple[Path, Path]:
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.ckpt"
+    torch.save({"state_dict": {}, "hyper_parameters": {"net_config": _Payload(marker)}}, path)
+    return path, marker
+
+
+def test_stylize_crafted_pickle_is_refused_and_not_executed(tmp_path, good, evil):
+    path, marker = evil
+    refused(tmp_path, path, "refusing to load", *STYLIZE, f"checkpoint={path}", f"input={good['photo']}")
+    assert not marker.exists()
+
+
+def test_stylize_model_whose_architecture_does_not_fit_is_refused(tmp_path, good):
+    import json
+
+    from safetensors.torch import save_file
+    net = TransformerNet(channels=8, num_residual=1)
+    path = tmp_path / "lying.safetensors"
+    doc = {"format": "nst-transformer", "format_version": 1, "arch": {**net.config, "channels": 16}}
+    save_file(dict(net.state_dict()), str(path), metadata={"format": "nst-transformer", "nst": json.dumps(doc)})
+    msg = refused(tmp_path, path, "", *STYLIZE, f"checkpoint={path}", f"input={good['photo']}")
+    assert "size mismatch" not in msg
+
+
+def test_stylize_output_under_a_regular_file_is_refused(tmp_path, good):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("x")
+    with pytest.raises(NSTError) as e:
+        nst.cli.run(cfg_of(tmp_path, *STYLIZE, f"checkpoint={good['model']}", f"input={good['photo']}",
+                           f"output={blocker / 'o.png'}"))
+    assert "blocker" in str(e.value) and "\n" not in str(e.value)
+
+
+# ---- mode=compare: input= and checkpoint= --------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["truncated_jpeg", "text_as_jpeg", "bomb"])
+def test_compare_bad_input_is_refused(tmp_path, corpus, good, name):
+    case = corpus[name]
+    refused(tmp_path, case.path, case.reason, *COMPARE, f"checkpoint={good['model']}", f"input={case.path}",
+            f"style={good['style']}")
+
+
+@pytest.mark.parametrize("name", ["missing", "empty", "text_as_jpeg"])
+def test_compare_bad_checkpoint_is_refused(tmp_path, corpus, good, name):
+    case = corpus[name]
+    refused(tmp_path, case.path, "", *COMPARE, f"checkpoint={case.path}", f"input={good['photo']}",
+            f"style={good['style']}")
+
+
+def test_compare_crafted_pickle_is_refused(tmp_path, good, evil):
+    path, marker = evil
+    refused(tmp_path, path, "refusing to load", *COMPARE, f"checkpoint={path}", f"input={good['photo']}",
+            f"style={good['style']}")
+    assert not marker.exists()
+
+
+# ---- through the real command line ---------------------------------------------------------------
+
+def nst_cmd(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "nst", f"hydra.run.dir={tmp_path / 'hydra'}", *overrides],
+                          capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
+
+
+def assert_one_line_error(r: subprocess.CompletedProcess, name: str) -> None:
+    errors = [line for line in r.stderr.splitlines() if line.startswith("nst: error:")]
+    assert r.returncode != 0 and "Traceback" not in r.stderr, r.stderr
+    assert len(errors) == 1 and name in errors[0], r.stderr
+
+
+@pytest.mark.parametrize("name", ["truncated_jpeg", "bomb"])
+def test_cli_gatys_bad_content(tmp_path, corpus, good, name):
+    out = tmp_path / "out.png"
+    r = nst_cmd(tmp_path, *GATYS, f"content={corpus[name].path}", f"style={good['style']}", f"output={out}")
+    assert_one_line_error(r, corpus[name].path.name)
+    assert not files_under(tmp_path / "out.png")
+
+
+def test_cli_train_style_too_small(tmp_path, corpus, good):
+    path = corpus["7x5"].path
+    r = nst_cmd(tmp_path, *TRAIN, "style_size=null", "+loss.style_layers.relu4_3=1.0", f"style={path}", f"data.root={good['photos']}", f"output={tmp_path / 'out'}")
+    assert_one_line_error(r, path.name)
+    assert "too small" in r.stderr and not files_under(tmp_path / "out")
+
+
+def test_cli_stylize_crafted_pickle(tmp_path, good, evil):
+    path, marker = evil
+    r = nst_cmd(tmp_path, *STYLIZE, f"checkpoint={path}", f"input={good['photo']}", f"output={tmp_path / 'o.png'}")
+    assert_one_line_error(r, path.name)
+    assert not marker.exists() and not (tmp_path / "o.png").exists()
+
+
+def test_cli_stylize_output_under_a_regular_file(tmp_path, good):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("x")
+    r = nst_cmd(tmp_path, *STYLIZE, f"checkpoint={good['model']}", f"input={good['photo']}",
+                f"output={blocker / 'o.png'}")
+    assert_one_line_error(r, "blocker")

@@ -78,7 +78,8 @@ def build_logger(cfg: DictConfig):
 
 def build_trainer(cfg: DictConfig, callbacks: Sequence[pl.Callback] = (), **overrides) -> pl.Trainer:
     """A ``pl.Trainer`` from ``cfg.trainer`` with the configured logger and the given callbacks."""
-    kwargs = dict(default_root_dir=cfg.paths.output_dir, callbacks=list(callbacks), **overrides)
+    # overrides win (mode=train passes its own default_root_dir): dict(a=..., **o) would raise on a repeat
+    kwargs = {"default_root_dir": cfg.paths.output_dir, "callbacks": list(callbacks), **overrides}
     if "logger" not in kwargs:
         kwargs["logger"] = build_logger(cfg)
     return instantiate(cfg.trainer, **kwargs)

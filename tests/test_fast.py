@@ -160,3 +160,20 @@ def test_sample_grid_writes_pictures_and_val_losses(tmp_path):
     trainer(tmp_path, 3, grid).fit(module, loader())
     names = sorted(p.name for p in (tmp_path / "samples").iterdir())
     assert names == ["step_000002.png", "step_000003.png"]
+
+
+def test_sigterm_saves_a_checkpoint_between_steps(tmp_path):
+    from pytorch_lightning.utilities.exceptions import SIGTERMException
+
+    interrupt = GracefulInterrupt()
+
+    class Term(pl.Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            if trainer.global_step == 3:
+                trainer._signal_connector.received_sigterm = True  # what Lightning's SIGTERM handler sets
+
+    t = trainer(tmp_path, 10, Term(), interrupt, every=100)
+    with pytest.raises(SIGTERMException):
+        t.fit(make_module(), loader())
+    assert interrupt.interrupted_at == 4
+    assert torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 4

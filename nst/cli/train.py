@@ -17,6 +17,7 @@ import pytorch_lightning as pl
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from nst.callbacks import (AtomicCheckpointIO, ExportOnEnd, GracefulInterrupt, NaNGuard, SampleGrid, StepCheckpoint,
                            make_grid)
@@ -124,7 +125,7 @@ def build_module(cfg: DictConfig) -> tuple[FastStyleModule, pl.LightningDataModu
 
 
 def run(cfg: DictConfig) -> Path:
-    """Train, export ``<output>/<style>.safetensors`` and return its path (exit 130 after Ctrl-C)."""
+    """Train, export ``<output>/<style>.safetensors`` and return its path (exit 130 after Ctrl-C, 143 after SIGTERM)."""
     set_threads(cfg.get("threads"))
     pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
     out = output_dir(cfg)
@@ -139,7 +140,7 @@ def run(cfg: DictConfig) -> Path:
     interrupt = GracefulInterrupt()
     callbacks = [
         StepCheckpoint(dirpath=out / "checkpoints", filename="step_{step:06d}", auto_insert_metric_name=False,
-                       save_top_k=int(cfg.ckpt_keep),
+                       save_top_k=-1 if cfg.get("ckpt_keep_all") else 0,
                        every_n_train_steps=int(cfg.ckpt_every), save_last=True, enable_version_counter=False),
         interrupt, NaNGuard(),
         SampleGrid(sample_images, out / "samples", int(samples.get("every") or 0)),
@@ -149,11 +150,16 @@ def run(cfg: DictConfig) -> Path:
     with warnings.catch_warnings():
         for pattern in _QUIET:
             warnings.filterwarnings("ignore", message=pattern)
-        trainer.fit(module, datamodule=data, ckpt_path=ckpt, weights_only=True)
+        try:
+            trainer.fit(module, datamodule=data, ckpt_path=ckpt, weights_only=True)
+        except SIGTERMException:
+            code = 143
+        else:
+            code = 130
     if interrupt.interrupted_at is not None:
         print(f"nst: interrupted at step {interrupt.interrupted_at}; checkpoint: {interrupt.checkpoint}; "
               f"continue with: nst mode=train ... output={out} resume=true", file=sys.stderr)
-        raise SystemExit(130)
+        raise SystemExit(code)
     if not trainer.is_global_zero:
         return model_path
     print(f"model: {model_path}")

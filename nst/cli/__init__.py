@@ -20,6 +20,14 @@ from nst.errors import NSTError
 log = logging.getLogger("nst")
 
 MODES = ("train", "gatys", "stylize", "export", "compare", "weights")
+# What to lower when CUDA runs out of memory, per mode.
+OOM_HINTS = {
+    "train": "lower data.batch_size= or size= (crop side), or model=transformer_small",
+    "gatys": "lower size= (or style_scale=)",
+    "stylize": "lower tile_size= (e.g. tile_size=512) or batch_size=1, or stylize at a smaller size=",
+    "compare": "lower size=",
+    "export": "export on the CPU with trainer=cpu",
+}
 
 
 def config_dir() -> str:
@@ -46,7 +54,15 @@ def run(cfg: DictConfig) -> object:
         if e.name != f"nst.cli.{mode}":
             raise
         raise NSTError(f"mode={mode} is not built yet in this version of nst") from e
-    return module.run(cfg)
+    try:
+        return module.run(cfg)
+    except Exception as e:  # CUDA out of memory is a setting to change, not a crash: say which
+        torch = sys.modules.get("torch")
+        if torch is None or not isinstance(e, torch.cuda.OutOfMemoryError):
+            raise
+        first = (str(e).strip().splitlines() or ["CUDA out of memory"])[0][:160]
+        hint = OOM_HINTS.get(mode, "lower size=")
+        raise NSTError(f"mode={mode}: out of GPU memory ({first}); {hint}") from None
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="config")

@@ -319,3 +319,38 @@ def test_cli_stylize_output_under_a_regular_file(tmp_path, good):
     r = nst_cmd(tmp_path, *STYLIZE, f"checkpoint={good['model']}", f"input={good['photo']}",
                 f"output={blocker / 'o.png'}")
     assert_one_line_error(r, "blocker")
+
+
+# ---- resources: CUDA out of memory (simulated on the CPU) ----------------------------------------
+
+def _oom(*args, **kwargs):
+    raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB (GPU 0; 15.7 GiB total)")
+
+
+def test_stylize_out_of_gpu_memory_names_the_setting_to_lower(tmp_path, good, monkeypatch):
+    monkeypatch.setattr("nst.cli.stylize.stylize_files", _oom)
+    with pytest.raises(NSTError) as e:
+        nst.cli.run(cfg_of(tmp_path, *STYLIZE, f"checkpoint={good['model']}", f"input={good['photo']}",
+                           f"output={tmp_path / 'o.png'}"))
+    msg = str(e.value)
+    assert "out of GPU memory" in msg and "tile_size=" in msg and "\n" not in msg
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_train_out_of_gpu_memory_names_the_setting_to_lower(tmp_path, good, monkeypatch):
+    monkeypatch.setattr("nst.fast.FastStyleModule.training_step", _oom)
+    with pytest.raises(NSTError) as e:
+        nst.cli.run(cfg_of(tmp_path, *TRAIN, f"style={good['style']}", f"data.root={good['photos']}",
+                           f"output={tmp_path / 'out'}"))
+    assert "out of GPU memory" in str(e.value) and "data.batch_size=" in str(e.value)
+    assert not list((tmp_path / "out").glob("*.safetensors"))
+
+
+def test_other_errors_are_not_taken_for_out_of_memory(tmp_path, good, monkeypatch):
+    def boom(*args, **kwargs):
+        raise RuntimeError("a programming error")
+
+    monkeypatch.setattr("nst.cli.stylize.stylize_files", boom)
+    with pytest.raises(RuntimeError, match="a programming error"):
+        nst.cli.run(cfg_of(tmp_path, *STYLIZE, f"checkpoint={good['model']}", f"input={good['photo']}",
+                           f"output={tmp_path / 'o.png'}"))

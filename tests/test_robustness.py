@@ -188,11 +188,12 @@ def test_train_output_under_a_regular_file_is_refused(tmp_path, good):
 
 # ---- mode=stylize: input= and checkpoint= --------------------------------------------------------
 
-@pytest.mark.parametrize("name", [n for n in REFUSED if n != "folder"])
+@pytest.mark.parametrize("name", REFUSED)
 def test_stylize_bad_input_is_refused(tmp_path, corpus, good, name):
     case = corpus[name]
-    refused(tmp_path, case.path, "" if name == "missing" else case.reason, *STYLIZE, f"checkpoint={good['model']}",
-            f"input={case.path}")
+    # input= may be a folder of photos: an empty one has no image files; a missing path is no file or folder
+    reason = {"missing": "no such file", "folder": "no image files"}.get(name, case.reason)
+    refused(tmp_path, case.path, reason, *STYLIZE, f"checkpoint={good['model']}", f"input={case.path}")
 
 
 @pytest.mark.parametrize("name", ACCEPTED)
@@ -256,10 +257,11 @@ def test_stylize_output_under_a_regular_file_is_refused(tmp_path, good):
 
 # ---- mode=compare: input= and checkpoint= --------------------------------------------------------
 
-@pytest.mark.parametrize("name", ["truncated_jpeg", "text_as_jpeg", "bomb"])
+@pytest.mark.parametrize("name", REFUSED)
 def test_compare_bad_input_is_refused(tmp_path, corpus, good, name):
     case = corpus[name]
-    refused(tmp_path, case.path, case.reason, *COMPARE, f"checkpoint={good['model']}", f"input={case.path}",
+    reason = {"missing": "no such file", "folder": "no image files"}.get(name, case.reason)
+    refused(tmp_path, case.path, reason, *COMPARE, f"checkpoint={good['model']}", f"input={case.path}",
             f"style={good['style']}")
 
 
@@ -268,6 +270,23 @@ def test_compare_bad_checkpoint_is_refused(tmp_path, corpus, good, name):
     case = corpus[name]
     refused(tmp_path, case.path, "", *COMPARE, f"checkpoint={case.path}", f"input={good['photo']}",
             f"style={good['style']}")
+
+
+@pytest.mark.parametrize("name", ["1x1", "exif_rotated", "cmyk_jpeg"])
+def test_compare_odd_input_works(tmp_path, corpus, good, name):
+    out = tmp_path / "out"
+    nst.cli.run(cfg_of(tmp_path, *COMPARE, f"checkpoint={good['model']}", f"input={corpus[name].path}",
+                       f"style={good['style']}", f"output={out}"))
+    assert (out / "results.json").is_file()
+
+
+def test_compare_output_under_a_regular_file_is_refused(tmp_path, good):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("x")
+    with pytest.raises(NSTError) as e:
+        nst.cli.run(cfg_of(tmp_path, *COMPARE, f"checkpoint={good['model']}", f"input={good['photo']}",
+                           f"style={good['style']}", f"output={blocker / 'out'}"))
+    assert "blocker" in str(e.value) and "\n" not in str(e.value)
 
 
 def test_compare_crafted_pickle_is_refused(tmp_path, good, evil):

@@ -11,6 +11,25 @@ from pathlib import Path
 from nst.errors import NSTError
 
 
+def _why(folder: Path, e: OSError) -> str:
+    """Why ``folder`` cannot be made: name the ancestor that is a file (mkdir alone says only
+    'File exists' or 'Not a directory'), else the OS's reason."""
+    for p in (*reversed(folder.parents), folder):
+        if p.exists() and not p.is_dir():
+            return f"{p} is a file, not a folder"
+    return e.strerror or str(e)
+
+
+def ensure_folder(path: str | os.PathLike) -> Path:
+    """Create the folder ``path`` (and its parents) now, so that a run fails before its work, not after."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise NSTError(f"{path}: cannot create this output folder ({_why(path, e)})") from e
+    return path
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success rename it over ``path``.
@@ -25,7 +44,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}")
     except OSError as e:
-        raise NSTError(f"{path}: cannot write there ({e.strerror or e})") from e
+        raise NSTError(f"{path}: cannot write there ({_why(path.parent, e)})") from e
     os.close(fd)
     tmp_path = Path(tmp)
     # mkstemp makes the file 0600; give it the mode a plain open() would (0666 minus the umask).

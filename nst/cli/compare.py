@@ -29,7 +29,7 @@ from nst.compare import (TERMS, average, build_loss, evaluate, gatys_runs, itera
                          network_run, resolve_styles, set_styles)
 from nst.errors import NSTError
 from nst.export import load_any
-from nst.files import atomic_write_text
+from nst.files import atomic_write_text, ensure_folder
 from nst.image import from_pil, list_images, load_image, resize, save_image, to_pil
 from nst.stylize import Stylizer
 
@@ -158,7 +158,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     loss.to(device)
 
     photos = list_images(spec)[:limit] if limit else list_images(spec)
-    out_dir = Path(cfg.output) if cfg.get("output") else Path(cfg.paths.output_dir) / "compare"
+    out_dir = ensure_folder(Path(cfg.output) if cfg.get("output") else Path(cfg.paths.output_dir) / "compare")
     trainer_kwargs = {"accelerator": "gpu" if device.type == "cuda" else "cpu",
                       "precision": str(cfg.trainer.get("precision", "32-true"))}
     rows = []

@@ -139,7 +139,7 @@ def test_gatys_output_under_a_regular_file_is_refused(tmp_path, good):
     with pytest.raises(NSTError) as e:
         nst.cli.run(cfg_of(tmp_path, *GATYS, f"content={good['photo']}", f"style={good['style']}",
                            f"output={blocker / 'out.png'}"))
-    assert "blocker" in str(e.value) and "\n" not in str(e.value)
+    assert "blocker is a file, not a folder" in str(e.value) and "\n" not in str(e.value)
     assert blocker.read_text() == "a file, not a folder"
 
 
@@ -280,13 +280,14 @@ def test_compare_odd_input_works(tmp_path, corpus, good, name):
     assert (out / "results.json").is_file()
 
 
-def test_compare_output_under_a_regular_file_is_refused(tmp_path, good):
+def test_compare_output_under_a_regular_file_is_refused_before_gatys_runs(tmp_path, good, monkeypatch):
     blocker = tmp_path / "blocker"
     blocker.write_text("x")
+    monkeypatch.setattr("nst.cli.compare.gatys_runs", lambda *a, **k: pytest.fail("Gatys ran before the check"))
     with pytest.raises(NSTError) as e:
         nst.cli.run(cfg_of(tmp_path, *COMPARE, f"checkpoint={good['model']}", f"input={good['photo']}",
                            f"style={good['style']}", f"output={blocker / 'out'}"))
-    assert "blocker" in str(e.value) and "\n" not in str(e.value)
+    assert "blocker is a file, not a folder" in str(e.value) and "\n" not in str(e.value)
 
 
 def test_compare_crafted_pickle_is_refused(tmp_path, good, evil):

@@ -47,12 +47,13 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         raise NSTError(f"{path}: cannot write there ({_why(path.parent, e)})") from e
     os.close(fd)
     tmp_path = Path(tmp)
-    # mkstemp makes the file 0600; give it the mode a plain open() would (0666 minus the umask).
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp_path, 0o666 & ~umask)
     try:
         yield tmp_path
+        # mkstemp makes the file 0600 (and some writers, safetensors among them, recreate it so);
+        # give the result the mode a plain open() would: 0666 minus the umask.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp_path, 0o666 & ~umask)
         os.replace(tmp_path, path)
     except BaseException:
         with contextlib.suppress(OSError):

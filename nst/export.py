@@ -101,6 +101,8 @@ def _why(e: BaseException) -> str:
 
 
 def _require_file(path: Path) -> None:
+    if path.is_dir():  # "no such model file" would send the user looking for a missing path
+        raise NSTError(f"{path}: is a folder, not a model file")
     if not path.is_file():
         raise NSTError(f"{path}: no such model file")
 

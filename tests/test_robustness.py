@@ -247,7 +247,10 @@ def _model_files(d: Path, model: Path) -> dict[str, Path]:
                                   "text_ckpt"])
 def test_stylize_broken_model_file_is_refused(tmp_path, good, name):
     path = _model_files(tmp_path / "models", good["model"])[name]
-    refused(tmp_path, path, "", *STYLIZE, f"checkpoint={path}", f"input={good['photo']}")
+    reason = {"missing": "no such model file", "folder": "is a folder", "empty": "not a safetensors model file",
+              "text": "not a safetensors model file", "truncated": "not a safetensors model file",
+              "missing_ckpt": "no such model file"}.get(name, "not a readable checkpoint")
+    refused(tmp_path, path, reason, *STYLIZE, f"checkpoint={path}", f"input={good['photo']}")
 
 
 class _Payload:

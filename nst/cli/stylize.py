@@ -38,25 +38,22 @@ def device_settings(cfg: DictConfig) -> dict:
     if device == "cuda" and not torch.cuda.is_available():
         raise NSTError("trainer.accelerator=gpu but no CUDA device is available here (use trainer=cpu)")
     perf = cfg.get("perf") or {}
-    # channels_last only on CUDA: on this CPU it speeds up training but made inference slower
-    # (model=transformer at 1024 px: 6.9 s CPU time instead of 5.3-6.0 s).
     return {"device": device, "precision": str(cfg.trainer.get("precision", "32")),
-            "channels_last": bool(perf.get("channels_last", False)) and device == "cuda"}
+            "channels_last": bool(perf.get("channels_last", False))}
 
 
 def keep_freed_memory() -> None:
-    """Make glibc keep and reuse freed blocks up to 256 MB instead of unmapping every one over
-    its threshold (dynamic, at most 32 MB): a 1024 px tile allocates many ~135 MB activations, and faulting their
-    pages back in on each allocation cost as much system time as the convolutions. 6000x4000 with
-    model=transformer on this CPU: 183 s user + 87 s sys, peak RSS 2.56 GB before; 176 + 2 s,
-    2.46 GB after. Blocks over 256 MB (whole-photo buffers) are still mapped and returned.
-    Process-wide, so here in the CLI and not in the library."""
+    """Make glibc keep and reuse freed blocks up to 256 MB instead of unmapping every one over its
+    threshold (dynamic, at most 32 MB): a 1024 px tile allocates many ~135 MB activations, and
+    faulting their pages back in on each allocation cost as much system time as the convolutions.
+    6000x4000, model=transformer, this CPU: 183 s user + 87 s sys, peak RSS 2.56 GB before; 171-176 s
+    + 2-4 s, 2.5-3.1 GB after (the kept heap). Process-wide, so in the CLI and not in the library."""
     if not sys.platform.startswith("linux"):
         return
     try:
         libc = ctypes.CDLL("libc.so.6")
         libc.mallopt(-3, 256 << 20)  # M_MMAP_THRESHOLD
-        libc.mallopt(-1, 256 << 20)  # M_TRIM_THRESHOLD
+        libc.mallopt(-1, 1 << 30)  # M_TRIM_THRESHOLD: keep up to 1 GB free at the heap top
     except (OSError, AttributeError):  # not glibc
         pass
 

@@ -55,8 +55,8 @@ def run_inprocess(tmp: Path, *overrides: str):
 
 def start(tmp: Path, *overrides: str) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen([sys.executable, "-m", "nst", f"hydra.run.dir={tmp / 'hydra'}", *TINY, "threads=1",
-                             *overrides], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    cmd = [sys.executable, "-m", "nst", f"hydra.run.dir={tmp / 'hydra'}", *TINY, "threads=1", *overrides]
+    return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
 
 
@@ -64,7 +64,8 @@ def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 240) -> None:
     end = time.monotonic() + timeout
     while not path.exists():
         if proc.poll() is not None:
-            raise AssertionError(f"the run ended (rc {proc.returncode}) before {path} appeared: {proc.stderr.read()}")
+            raise AssertionError(f"the run ended (rc {proc.returncode}) before {path} appeared: "
+                                 f"{proc.stderr.read()}")
         if time.monotonic() > end:
             proc.kill()
             raise AssertionError(f"{path} did not appear within {timeout} s")

@@ -28,7 +28,8 @@ GATYS = ["mode=gatys", "vgg.weights=random", "logger=none", "trainer.enable_prog
          "iterations=1", "~loss.content_layers", "+loss.content_layers={relu1_2: 1.0}", "~loss.style_layers",
          "+loss.style_layers={relu1_1: 1.0}"]
 TRAIN = ["mode=train", "vgg.weights=random", "logger=none", "trainer.enable_progress_bar=false", "size=32",
-         "style_size=48", "model.channels=8", "model.num_residual=1", "data.batch_size=2", "data.min_images=2",
+         "style_size=48", "model.channels=8", "model.num_residual=1", "data.batch_size=2",
+         "data.min_images=2",
          "trainer.max_steps=1", "ckpt_every=1", "samples.images=null", "~loss.style_layers.relu3_3",
          "~loss.style_layers.relu4_3"]
 STYLIZE = ["mode=stylize", "logger=none"]
@@ -172,7 +173,8 @@ def test_train_bad_data_root_is_refused(tmp_path, corpus, good, name):
 def test_train_skips_the_bad_files_of_a_photo_folder(tmp_path, corpus, good):
     """The whole corpus as training photos: the bad files are skipped, the valid ones train."""
     out = tmp_path / "out"
-    model = nst.cli.run(cfg_of(tmp_path, *TRAIN, f"style={good['style']}", f"data.root={corpus['empty'].path.parent}",
+    root = corpus["empty"].path.parent
+    model = nst.cli.run(cfg_of(tmp_path, *TRAIN, f"style={good['style']}", f"data.root={root}",
                                f"output={out}"))
     assert Path(model).is_file()
 
@@ -186,8 +188,9 @@ def test_train_output_under_a_regular_file_is_refused(tmp_path, good):
     assert "blocker" in str(e.value) and "\n" not in str(e.value)
 
 
-@pytest.mark.xfail(strict=True, reason="nst/cli/train.py run() first writes into output at the first checkpoint "
-                   "(ckpt_every steps in); fix: ensure_folder(out / 'checkpoints') right after out = output_dir(cfg)")
+@pytest.mark.xfail(strict=True, reason=(
+    "nst/cli/train.py run() first writes into output at the first checkpoint (ckpt_every steps in); "
+    "fix: ensure_folder(out / 'checkpoints') right after out = output_dir(cfg)"))
 def test_train_output_under_a_regular_file_is_refused_before_training(tmp_path, good, monkeypatch):
     from nst.fast import FastStyleModule
 
@@ -216,7 +219,8 @@ def test_stylize_bad_input_is_refused(tmp_path, corpus, good, name):
 def test_stylize_odd_input_works(tmp_path, corpus, good, name):
     case = corpus[name]
     out = tmp_path / "o.png"
-    nst.cli.run(cfg_of(tmp_path, *STYLIZE, f"checkpoint={good['model']}", f"input={case.path}", f"output={out}"))
+    nst.cli.run(cfg_of(tmp_path, *STYLIZE, f"checkpoint={good['model']}", f"input={case.path}",
+                       f"output={out}"))
     assert load_image(out).shape == load_image(case.path).shape
 
 
@@ -243,12 +247,13 @@ def _model_files(d: Path, model: Path) -> dict[str, Path]:
     return files
 
 
-@pytest.mark.parametrize("name", ["missing", "folder", "empty", "text", "truncated", "missing_ckpt", "empty_ckpt",
-                                  "text_ckpt"])
+@pytest.mark.parametrize("name", ["missing", "folder", "empty", "text", "truncated", "missing_ckpt",
+                                  "empty_ckpt", "text_ckpt"])
 def test_stylize_broken_model_file_is_refused(tmp_path, good, name):
     path = _model_files(tmp_path / "models", good["model"])[name]
-    reason = {"missing": "no such model file", "folder": "is a folder", "empty": "not a safetensors model file",
-              "text": "not a safetensors model file", "truncated": "not a safetensors model file",
+    reason = {"missing": "no such model file", "folder": "is a folder",
+              "empty": "not a safetensors model file", "text": "not a safetensors model file",
+              "truncated": "not a safetensors model file",
               "missing_ckpt": "no such model file"}.get(name, "not a readable checkpoint")
     refused(tmp_path, path, reason, *STYLIZE, f"checkpoint={path}", f"input={good['photo']}")
 
@@ -284,7 +289,8 @@ def test_stylize_model_whose_architecture_does_not_fit_is_refused(tmp_path, good
     net = TransformerNet(channels=8, num_residual=1)
     path = tmp_path / "lying.safetensors"
     doc = {"format": "nst-transformer", "format_version": 1, "arch": {**net.config, "channels": 16}}
-    save_file(dict(net.state_dict()), str(path), metadata={"format": "nst-transformer", "nst": json.dumps(doc)})
+    save_file(dict(net.state_dict()), str(path),
+              metadata={"format": "nst-transformer", "nst": json.dumps(doc)})
     msg = refused(tmp_path, path, "", *STYLIZE, f"checkpoint={path}", f"input={good['photo']}")
     assert "size mismatch" not in msg
 
@@ -326,7 +332,8 @@ def test_compare_odd_input_works(tmp_path, corpus, good, name):
 def test_compare_output_under_a_regular_file_is_refused_before_gatys_runs(tmp_path, good, monkeypatch):
     blocker = tmp_path / "blocker"
     blocker.write_text("x")
-    monkeypatch.setattr("nst.cli.compare.gatys_runs", lambda *a, **k: pytest.fail("Gatys ran before the check"))
+    monkeypatch.setattr("nst.cli.compare.gatys_runs",
+                        lambda *a, **k: pytest.fail("Gatys ran before the check"))
     with pytest.raises(NSTError) as e:
         nst.cli.run(cfg_of(tmp_path, *COMPARE, f"checkpoint={good['model']}", f"input={good['photo']}",
                            f"style={good['style']}", f"output={blocker / 'out'}"))
@@ -364,14 +371,16 @@ def test_cli_gatys_bad_content(tmp_path, corpus, good, name):
 
 def test_cli_train_style_too_small(tmp_path, corpus, good):
     path = corpus["7x5"].path
-    r = nst_cmd(tmp_path, *TRAIN, "style_size=null", "+loss.style_layers.relu4_3=1.0", f"style={path}", f"data.root={good['photos']}", f"output={tmp_path / 'out'}")
+    r = nst_cmd(tmp_path, *TRAIN, "style_size=null", "+loss.style_layers.relu4_3=1.0", f"style={path}",
+                f"data.root={good['photos']}", f"output={tmp_path / 'out'}")
     assert_one_line_error(r, path.name)
     assert "too small" in r.stderr and not files_under(tmp_path / "out")
 
 
 def test_cli_stylize_crafted_pickle(tmp_path, good, evil):
     path, marker = evil
-    r = nst_cmd(tmp_path, *STYLIZE, f"checkpoint={path}", f"input={good['photo']}", f"output={tmp_path / 'o.png'}")
+    r = nst_cmd(tmp_path, *STYLIZE, f"checkpoint={path}", f"input={good['photo']}",
+                f"output={tmp_path / 'o.png'}")
     assert_one_line_error(r, path.name)
     assert not marker.exists() and not (tmp_path / "o.png").exists()
 
@@ -387,7 +396,7 @@ def test_cli_stylize_output_under_a_regular_file(tmp_path, good):
 # ---- resources: CUDA out of memory (simulated on the CPU) ----------------------------------------
 
 def _oom(*args, **kwargs):
-    raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB (GPU 0; 15.7 GiB total)")
+    raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB (GPU 0; 15.7 GiB)")
 
 
 def test_stylize_out_of_gpu_memory_names_the_setting_to_lower(tmp_path, good, monkeypatch):
@@ -417,3 +426,24 @@ def test_other_errors_are_not_taken_for_out_of_memory(tmp_path, good, monkeypatc
     with pytest.raises(RuntimeError, match="a programming error"):
         nst.cli.run(cfg_of(tmp_path, *STYLIZE, f"checkpoint={good['model']}", f"input={good['photo']}",
                            f"output={tmp_path / 'o.png'}"))
+
+
+def test_stylize_a_photo_larger_than_tile_size_goes_through_tiles(tmp_path, good, monkeypatch):
+    """Memory: a photo over tile_size runs in tiles (the whole-image forward pass never happens) and
+    comes out at its own size."""
+    pixels = torch.rand(1, 3, 150, 200, generator=torch.Generator().manual_seed(3))
+    src = save_image(pixels, tmp_path / "big.png")
+    from nst.transformer import TransformerNet as Net
+
+    sides = []
+    real = Net.forward
+    def forward(self, x, *args, **kwargs):
+        sides.append(max(x.shape[-2:]))
+        return real(self, x, *args, **kwargs)
+
+    monkeypatch.setattr(Net, "forward", forward)
+    out = tmp_path / "o.png"
+    nst.cli.run(cfg_of(tmp_path, *STYLIZE, f"checkpoint={good['model']}", f"input={src}", f"output={out}",
+                       "tile_size=64", "tile_overlap=16"))
+    assert load_image(out).shape == (1, 3, 150, 200)
+    assert sides and max(sides) <= 64, sides

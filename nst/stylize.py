@@ -34,7 +34,8 @@ def _whole(name: str, value: Any, low: int, allow_none: bool = False) -> int | N
     if allow_none and value in (None, 0):
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise NSTError(f"{name}={value!r}: must be a whole number >= {low}{' (or null)' if allow_none else ''}")
+        null = " (or null)" if allow_none else ""
+        raise NSTError(f"{name}={value!r}: must be a whole number >= {low}{null}")
     return value
 
 
@@ -48,8 +49,9 @@ class Stylizer:
     statistics come from; null: tile_size).
     """
 
-    def __init__(self, net: TransformerNet, metadata: dict | None = None, *, device: str | torch.device = "cpu",
-                 precision: str | int = "32", channels_last: bool = False, **options: Any) -> None:
+    def __init__(self, net: TransformerNet, metadata: dict | None = None, *,
+                 device: str | torch.device = "cpu", precision: str | int = "32",
+                 channels_last: bool = False, **options: Any) -> None:
         self.device = torch.device(device)
         amp = _AUTOCAST.get(str(precision), ...)
         if amp is ...:
@@ -68,7 +70,8 @@ class Stylizer:
         for key, value in options.items():
             if key == "strength":
                 if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-                    raise NSTError(f"strength={value!r}: must be a number from 0 (the content) to 1 (full style)")
+                    raise NSTError(f"strength={value!r}: must be a number from 0 (the content) "
+                                   "to 1 (full style)")
                 self.strength = float(value)
             elif key == "preserve_color":
                 mode = color_mode(value)
@@ -85,7 +88,8 @@ class Stylizer:
             else:
                 raise TypeError(f"Stylizer: unknown option {key!r}")
         if self.tile_size and self.tile_overlap > self.tile_size // 2:
-            raise NSTError(f"tile_overlap={self.tile_overlap}: must be at most half of tile_size={self.tile_size}")
+            raise NSTError(f"tile_overlap={self.tile_overlap}: must be at most half of "
+                           f"tile_size={self.tile_size}")
 
     def with_options(self, **options: Any) -> Stylizer:
         """A copy with other options, sharing the network."""
@@ -178,8 +182,9 @@ def _stderr(line: str) -> None:
     print(f"nst: {line}", file=sys.stderr, flush=True)
 
 
-def stylize_files(stylizer: Stylizer, jobs: Sequence[Job], *, size: int | None = None, overwrite: bool = False,
-                  batch_size: int = 4, quality: int = 95, log: Callable[[str], None] = _stderr) -> Summary:
+def stylize_files(stylizer: Stylizer, jobs: Sequence[Job], *, size: int | None = None,
+                  overwrite: bool = False, batch_size: int = 4, quality: int = 95,
+                  log: Callable[[str], None] = _stderr) -> Summary:
     """Stylize every job's source into its target. A file that fails to load or save costs one
     ``log`` line and is counted; existing targets are skipped unless ``overwrite``. Same-size
     images that need no tiling run in batches of ``batch_size`` (instance norm is per image, so
@@ -205,7 +210,8 @@ def stylize_files(stylizer: Stylizer, jobs: Sequence[Job], *, size: int | None =
                 log(str(e))
         if time.perf_counter() - last_note > 30:
             last_note = time.perf_counter()
-            log(f"stylize: {len(summary.written) + len(summary.failed) + len(summary.skipped)}/{len(jobs)} done")
+            done = len(summary.written) + len(summary.failed) + len(summary.skipped)
+            log(f"stylize: {done}/{len(jobs)} done")
 
     for job in jobs:
         if job.target.exists() and not overwrite:

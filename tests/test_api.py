@@ -15,7 +15,8 @@ from nst.transformer import TransformerNet
 @pytest.fixture
 def model_path(tmp_path):
     torch.manual_seed(0)
-    return save_model(tmp_path / "tiny.safetensors", TransformerNet(channels=8, num_residual=1), {"style": "x.jpg"})
+    net = TransformerNet(channels=8, num_residual=1)
+    return save_model(tmp_path / "tiny.safetensors", net, {"style": "x.jpg"})
 
 
 @pytest.fixture

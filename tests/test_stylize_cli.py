@@ -57,7 +57,8 @@ def test_folder_layout_is_mirrored_and_a_corrupt_file_fails_the_run(tmp_path, mo
         image(tmp_path / rel)
     (tmp_path / "in/sub/broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
     with pytest.raises(NSTError, match="1 of 4 inputs failed"):
-        run(tmp_path, "mode=stylize", f"checkpoint={model}", f"input={tmp_path / 'in'}", f"output={tmp_path / 'out'}")
+        run(tmp_path, "mode=stylize", f"checkpoint={model}", f"input={tmp_path / 'in'}",
+            f"output={tmp_path / 'out'}")
     written = sorted(str(p.relative_to(tmp_path / "out")) for p in (tmp_path / "out").rglob("*.*"))
     assert written == ["a.png", "sub/b.jpg", "sub/deeper/c.png"]
     err = capsys.readouterr()
@@ -155,7 +156,8 @@ def test_command_line_exit_code_and_one_line_per_bad_file(tmp_path, model):
 @pytest.mark.gpu
 def test_gpu_bf16_channels_last_matches_cpu(tmp_path, model):
     src = image(tmp_path / "a.png", 64, 48)
-    run(tmp_path, "mode=stylize", "trainer=gpu", f"checkpoint={model}", f"input={src}", f"output={tmp_path / 'g.png'}")
+    run(tmp_path, "mode=stylize", "trainer=gpu", f"checkpoint={model}", f"input={src}",
+        f"output={tmp_path / 'g.png'}")
     run(tmp_path, "mode=stylize", f"checkpoint={model}", f"input={src}", f"output={tmp_path / 'c.png'}")
     diff = np.abs(np.asarray(load_image(tmp_path / "g.png")) - np.asarray(load_image(tmp_path / "c.png")))
     assert diff.mean() < 0.02

@@ -73,8 +73,10 @@ def run(cfg: DictConfig) -> dict[str, Path]:
                 raise NSTError(f"formats=onnx needs the {e.name} package (pip install 'nst[export]')") from e
         diff = max_difference(fmt, path, net)
         if diff is not None and diff > TOLERANCE:
-            raise NSTError(f"{path}: the exported {fmt} model differs from PyTorch by {diff:.2g} (tolerance {TOLERANCE})")
-        check = "not checked: onnxruntime is not installed" if diff is None else f"max |diff| vs PyTorch {diff:.1e}"
+            raise NSTError(f"{path}: the exported {fmt} model differs from PyTorch by {diff:.2g} "
+                           f"(tolerance {TOLERANCE})")
+        check = ("not checked: onnxruntime is not installed" if diff is None
+                 else f"max |diff| vs PyTorch {diff:.1e}")
         print(f"{fmt}: {path} ({check})")
         written[fmt] = path
     return written

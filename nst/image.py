@@ -47,8 +47,11 @@ def _unreadable(path: Path, e: BaseException) -> NSTError:
 
 def _too_big(path: Path, max_pixels: int, size: tuple[int, int] | None = None) -> NSTError:
     dims = f"{size[0]}x{size[1]} pixels, " if size else ""
+    # Say how far to downscale: the longer side that brings width*height under the limit.
+    side = int(max(size) * math.sqrt(max_pixels / (size[0] * size[1]))) if size else math.isqrt(max_pixels)
     return NSTError(f"{path}: image too large ({dims}over the max_pixels limit of {max_pixels:,}; possible "
-                    "decompression bomb): downscale it first, or raise max_pixels if you trust the file")
+                    f"decompression bomb): downscale it to at most {side:,} px on the longer side first, "
+                    "or raise max_pixels if you trust the file")
 
 
 def _open(path: Path, max_pixels: int) -> Image.Image:
@@ -63,7 +66,9 @@ def _open(path: Path, max_pixels: int) -> Image.Image:
         with _PIL_LIMIT_LOCK, warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             old = Image.MAX_IMAGE_PIXELS
-            Image.MAX_IMAGE_PIXELS = max(old, -(-max_pixels // 2)) if old is not None else None
+            # The header is all Image.open reads; the check below (with the image's size, for the
+            # message) refuses before any pixel is decoded, so Pillow's own check is off meanwhile.
+            Image.MAX_IMAGE_PIXELS = None
             try:
                 im = Image.open(path)
             finally:

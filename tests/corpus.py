@@ -98,7 +98,7 @@ def make_corpus(folder: Path) -> dict[str, Case]:
         "truncated_png": Case(_truncate(_noisy(folder / "truncated.png")), False, "truncated or corrupt"),
         "text_as_jpeg": Case(_bytes(folder / "notes.jpg", b"hello, this is not a photo\n"), False,
                              "not an image file"),
-        "bomb": Case(_bomb(folder / "bomb.png"), False, "too large"),
+        "bomb": Case(_bomb(folder / "bomb.png"), False, "downscale it to at most 14,142 px on the longer side"),
         "1x1": Case(_noisy(folder / "one.png", 1, 1), True, style_ok=False),
         "7x5": Case(_noisy(folder / "seven_by_five.png", 5, 7), True, style_ok=False),
         "png16": Case(_png16(folder / "sixteen_bit.png"), True),

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from nst.errors import NSTError
 from nst.image import load_image
 from nst.losses import PerceptualLoss
+
+if TYPE_CHECKING:  # Lightning costs seconds to import; modes that build no Trainer never pay it
+    import pytorch_lightning as pl
 
 
 def loss_layers(loss_cfg: DictConfig) -> list[str]:

@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import pickle
+import re
 import socket
 import subprocess
 import sys
@@ -167,7 +168,12 @@ def _load_file(path: Path, arch: str) -> tuple[dict[str, Tensor], WeightsInfo]:
             state = torch.load(path, map_location="cpu", weights_only=True)
         else:
             raise NSTError(f"{path}: unsupported weights file (use .safetensors, .pth or .pt)")
-    except (OSError, RuntimeError, ValueError, EOFError, pickle.UnpicklingError, SafetensorError) as e:
+    except pickle.UnpicklingError as e:
+        # torch's own text suggests weights_only=False, the one thing not to do with an unknown file
+        found = re.search(r"GLOBAL (\S+)", str(e))
+        what = f"it pickles {found.group(1)}" if found else "not a plain tensor file"
+        raise NSTError(f"{path}: refusing to load weights: {what} (torch.load weights_only=True)") from e
+    except (OSError, RuntimeError, ValueError, EOFError, SafetensorError) as e:
         raise NSTError(f"{path}: cannot load weights ({_line(e)})") from e
     if not isinstance(state, dict):
         raise NSTError(f"{path}: holds a {type(state).__name__}, not a state dict")

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import hydra
+from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
 
 from nst.assets import asset
@@ -56,6 +57,12 @@ def run(cfg: DictConfig) -> object:
         raise NSTError(f"mode={mode} is not built yet in this version of nst") from e
     try:
         return module.run(cfg)
+    except InstantiationException as e:
+        # Hydra wraps what a _target_ raises (e.g. VGGFeatures on a bad vgg.weights file): unwrap
+        # the user's mistake so that it stays one line, not a traceback.
+        if isinstance(e.__cause__, NSTError):
+            raise e.__cause__ from None
+        raise
     except Exception as e:  # CUDA out of memory is a setting to change, not a crash: say which
         torch = sys.modules.get("torch")
         if torch is None or not isinstance(e, torch.cuda.OutOfMemoryError):

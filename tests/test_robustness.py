@@ -340,6 +340,25 @@ def test_compare_output_under_a_regular_file_is_refused_before_gatys_runs(tmp_pa
     assert "blocker is a file, not a folder" in str(e.value) and "\n" not in str(e.value)
 
 
+def test_gatys_crafted_pickle_as_vgg_weights_is_refused_and_not_executed(tmp_path, good):
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.pth"
+    torch.save({"features.0.weight": _Payload(marker)}, path)
+    overrides = [o for o in GATYS if o != "vgg.weights=random"]
+    refused(tmp_path, path, "refusing to load", *overrides, f"vgg.weights={path}", f"content={good['photo']}",
+            f"style={good['style']}")
+    assert not marker.exists()
+
+
+def test_gatys_vgg_weights_of_the_wrong_shape_are_refused(tmp_path, good):
+    path = tmp_path / "wrong.pth"
+    torch.save({"features.0.weight": torch.zeros(8, 3, 3, 3), "features.0.bias": torch.zeros(8)}, path)
+    overrides = [o for o in GATYS if o != "vgg.weights=random"]
+    msg = refused(tmp_path, path, "", *overrides, f"vgg.weights={path}", f"content={good['photo']}",
+                  f"style={good['style']}")
+    assert "size mismatch" not in msg
+
+
 def test_compare_crafted_pickle_is_refused(tmp_path, good, evil):
     path, marker = evil
     refused(tmp_path, path, "refusing to load", *COMPARE, f"checkpoint={path}", f"input={good['photo']}",

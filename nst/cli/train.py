@@ -27,6 +27,7 @@ from nst.export import load_lightning_checkpoint, load_model
 from nst.fast import FastStyleModule
 from nst.image import list_images, load_image, save_image
 from nst.losses import blend_weights
+from nst.stylize import Stylizer
 
 log = logging.getLogger("nst")
 
@@ -153,6 +154,8 @@ def run(cfg: DictConfig) -> Path:
         try:
             trainer.fit(module, datamodule=data, ckpt_path=ckpt, weights_only=True)
         except SIGTERMException:
+            if interrupt.interrupted_at is None:
+                raise
             code = 143
         else:
             code = 130
@@ -170,14 +173,14 @@ def run(cfg: DictConfig) -> Path:
 
 @torch.no_grad()
 def stylize_after(model_path: Path, spec: str, style_paths: list[str], out: Path, height: int = 256) -> Path:
-    """Stylize ``spec`` with the *exported* file (as a user would), write each result and
-    ``side_by_side.jpg`` (a row per photo: content | style | result)."""
-    net, _ = load_model(model_path)
+    """Stylize ``spec`` with the *exported* file (as ``nst mode=stylize`` would: large photos in
+    tiles), write each result and ``side_by_side.jpg`` (a row per photo: content | style | result)."""
+    stylizer = Stylizer(*load_model(model_path))
     style = load_image(style_paths[0], max_side=2 * height)
     rows = []
     for path in list_images(spec):
         x = load_image(path)
-        y = net(x)
+        y = stylizer.stylize_tensor(x)
         result = save_image(y, out / f"{path.stem}_{model_path.stem}.jpg")
         print(f"stylized: {result}")
         rows.append([x, style, y])

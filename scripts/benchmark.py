@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
 import datetime
+import gc
 import json
 import logging
 import os
@@ -118,10 +120,13 @@ class PeakMemory:
         return None
 
     def reset(self) -> None:
+        gc.collect()
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
             self.base = torch.cuda.memory_allocated(self.device) / 2**20
         else:
+            with contextlib.suppress(OSError, AttributeError):  # glibc: hand freed heap pages back, so
+                ctypes.CDLL("libc.so.6").malloc_trim(0)          # the RSS counts live memory only
             self._clear()
             self.base = self._status("VmRSS") or 0.0
 
@@ -165,8 +170,8 @@ def _compiled(module: torch.nn.Module, setup: Setup) -> torch.nn.Module:
 
 # ---- the three workloads -------------------------------------------------------------------------
 
-def train_throughput(setup: Setup, batch: int, size: int, warmup: int = 2, repeats: int = 5) -> dict:
-    """One full training step, repeated: {images_per_s, step_ms, peak_mb, loss (last, finite?)}."""
+def _train_step(setup: Setup, batch: int, size: int):
+    """A closure running one full training step of ``setup``, and a dict holding its last loss."""
     device = torch.device(setup.device)
     torch.manual_seed(0)
     fmt = torch.channels_last if setup.channels_last else torch.contiguous_format
@@ -176,7 +181,7 @@ def train_throughput(setup: Setup, batch: int, size: int, warmup: int = 2, repea
     run_net = _compiled(net, setup)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     x = torch.rand(batch, 3, size, size, device=device).contiguous(memory_format=fmt)
-    last = {}
+    last: dict = {}
 
     def step() -> None:
         with _autocast(setup, device):
@@ -186,12 +191,36 @@ def train_throughput(setup: Setup, batch: int, size: int, warmup: int = 2, repea
         opt.step()
         last["loss"] = out["loss"].detach()
 
+    return step, last
+
+
+def train_steps(setups: list[Setup], batch: int, size: int, warmup: int = 2, repeats: int = 5) -> list[dict]:
+    """Training throughput of each setup: {images_per_s, step_ms, peak_mb, loss}. After each setup's
+    warm-up (which is when its peak memory is read), the timed steps alternate between the setups,
+    so that a change of load on a shared machine hits them alike and their ratio stays fair."""
+    device = torch.device(setups[0].device)
+    runs = [_train_step(s, batch, size) for s in setups]
     mem = PeakMemory(device)
-    mem.reset()
-    times = timed(step, device, warmup, repeats)
-    med = statistics.median(times)
-    return {"images_per_s": batch / med, "step_ms": 1e3 * med, **mem.read(),
-            "loss": float(last["loss"]), "times_s": times}
+    memory = []
+    for step, _ in runs:
+        mem.reset()
+        timed(step, device, warmup, 0)
+        memory.append(mem.read())
+    times: list[list[float]] = [[] for _ in runs]
+    for _ in range(repeats):
+        for (step, _), t in zip(runs, times):
+            t += timed(step, device, 0, 1)
+    out = []
+    for (_, last), t, m in zip(runs, times, memory):
+        med = statistics.median(t)
+        out.append({"images_per_s": batch / med, "step_ms": 1e3 * med, **m, "loss": float(last["loss"]),
+                    "times_s": t})
+    return out
+
+
+def train_throughput(setup: Setup, batch: int, size: int, warmup: int = 2, repeats: int = 5) -> dict:
+    """One full training step, repeated: {images_per_s, step_ms, peak_mb, loss (last, finite?)}."""
+    return train_steps([setup], batch, size, warmup, repeats)[0]
 
 
 def stylize_latency(setup: Setup, size: int, warmup: int = 2, repeats: int = 10) -> dict:
@@ -291,39 +320,40 @@ def hardware(device: torch.device) -> dict:
 
 
 def cases(setup: Setup, plan: Plan, baseline: bool):
-    """(workload, Setup, size, batch or optimizer, callable) in run order."""
-    setups = [setup] + ([setup.baseline()] if baseline and setup.baseline() != setup else [])
+    """(workload, setups, size, batch, callable -> one result per setup) in run order."""
+    train = [setup] + ([setup.baseline()] if baseline and setup.baseline() != setup else [])
     for batch in plan.batches:
-        for s in setups:
-            yield "train", s, plan.train_size, batch, lambda s=s, b=batch: train_throughput(
-                s, b, plan.train_size, plan.warmup, plan.repeats)
+        yield "train", train, plan.train_size, batch, lambda b=batch: train_steps(
+            train, b, plan.train_size, max(1, plan.warmup), plan.repeats)
     for size in plan.stylize_sizes:
-        yield "stylize", setup, size, 1, lambda n=size: stylize_latency(
-            setup, n, plan.warmup, plan.stylize_repeats)
+        yield "stylize", [setup], size, 1, lambda n=size: [stylize_latency(
+            setup, n, plan.warmup, plan.stylize_repeats)]
     for name in plan.gatys_optimizers:
-        yield f"gatys_{name}", setup, plan.gatys_size, 1, lambda o=name: gatys_speed(
-            setup, plan.gatys_size, o, plan.gatys_iterations, plan.warmup)
+        yield f"gatys_{name}", [setup], plan.gatys_size, 1, lambda o=name: [gatys_speed(
+            setup, plan.gatys_size, o, plan.gatys_iterations, plan.warmup)]
 
 
 def run(setup: Setup, plan: Plan, baseline: bool = True, log=print, done=None) -> list[dict]:
-    """Every case's result row; a case that fails records its error and the run goes on.
+    """Every case's result rows; a case that fails records its error and the run goes on.
     ``done(rows)`` is called after each case (to save partial results before a time limit hits)."""
     rows = []
-    for workload, s, size, batch, fn in cases(setup, plan, baseline):
-        row = {"workload": workload, "setup": s.label, "baseline": s == setup.baseline() and s != setup,
-               "size": size, "batch": batch, **{f"setup_{k}": v for k, v in asdict(s).items()}}
+    for workload, setups, size, batch, fn in cases(setup, plan, baseline):
         start = time.perf_counter()
         try:
-            row.update(fn())
+            results = fn()
         except Exception as e:  # noqa: BLE001 -- e.g. torch.compile without a compiler: report, go on
-            row["error"] = f"{type(e).__name__}: {' '.join(str(e).split())[:300]}"
-        row["wall_s"] = time.perf_counter() - start
-        log(f"  {workload:12s} {s.label:30s} {size:5d} px  b{batch:<3d} {_value(row):>16s}  "
-            f"[{row['wall_s']:.0f} s]")
-        rows.append(row)
+            results = [{"error": f"{type(e).__name__}: {' '.join(str(e).split())[:300]}"}] * len(setups)
+        wall = time.perf_counter() - start
+        for s, result in zip(setups, results):
+            row = {"workload": workload, "setup": s.label, "baseline": s == setup.baseline() and s != setup,
+                   "size": size, "batch": batch, **{f"setup_{k}": v for k, v in asdict(s).items()},
+                   **result, "wall_s": wall}
+            log(f"  {workload:12s} {s.label:30s} {size:5d} px  b{batch:<3d} {_value(row):>16s}  "
+                f"[{wall:.0f} s]")
+            rows.append(row)
         if done is not None:
             done(rows)
-        if s.device == "cuda":
+        if setup.device == "cuda":
             torch.cuda.empty_cache()
     return rows
 
@@ -394,6 +424,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--gatys-optimizers", type=lambda s: tuple(s.split(",")), help="lbfgs,adam")
     p.add_argument("--warmup", type=int)
     p.add_argument("--repeats", type=int)
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's, one per core)")
     p.add_argument("--json", type=Path, help="write the report here as well")
     args = p.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
@@ -409,6 +440,8 @@ def main(argv: list[str] | None = None) -> int:
     plan.batches = plan.batches if "train" in only else ()
     plan.stylize_sizes = plan.stylize_sizes if "stylize" in only else ()
     plan.gatys_optimizers = plan.gatys_optimizers if "gatys" in only else ()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     setup = Setup(args.device, args.precision, args.channels_last, args.compile, args.model)
     device = torch.device(args.device)
     if device.type == "cuda":

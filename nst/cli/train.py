@@ -24,6 +24,7 @@ from nst.callbacks import (AtomicCheckpointIO, ExportOnEnd, GracefulInterrupt, N
 from nst.cli.build import as_list, build_loss, build_trainer, load_styles, set_style
 from nst.errors import NSTError
 from nst.export import load_lightning_checkpoint, load_model
+from nst.files import ensure_folder
 from nst.fast import FastStyleModule
 from nst.image import list_images, load_image, save_image
 from nst.losses import blend_weights
@@ -134,6 +135,7 @@ def run(cfg: DictConfig) -> Path:
     module, data, style_paths = build_module(cfg)
     if ckpt is not None:
         check_resumable(ckpt, module.hparams.net_config, module.hparams.export_metadata["style"])
+    ensure_folder(out / "checkpoints")  # an unwritable output fails now, not at the first checkpoint
     model_path = out / f"{style_stem(style_paths)}.safetensors"
     samples = cfg.get("samples") or {}
     sample_images = [load_image(p, max_side=samples.get("max_side")) for p in

@@ -78,6 +78,16 @@ class FastStyleModule(pl.LightningModule):
         self.log_dict(logs, on_step=True, on_epoch=False, batch_size=x.shape[0])
         return terms["loss"]
 
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Random crops, flips and the shuffle all draw from torch's global RNG: storing it lets a
+        # resumed run continue the same stream (bit-exact when the checkpoint ends an epoch).
+        checkpoint["torch_rng_state"] = torch.get_rng_state()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint.get("torch_rng_state")
+        if isinstance(state, Tensor):
+            torch.set_rng_state(state)
+
     def configure_optimizers(self) -> torch.optim.Optimizer:
         params = [p for p in self.net.parameters() if p.requires_grad]
         if self._optimizer is not None:

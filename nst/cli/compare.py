@@ -25,6 +25,7 @@ from torch import Tensor
 from nst.cli.build import as_list, require
 from nst.cli.build import build_loss as build_config_loss
 from nst.cli.stylize import device_settings
+from nst.cli.train import set_threads
 from nst.compare import (TERMS, average, build_loss, evaluate, gatys_runs, iterations_to_match, loss_settings,
                          network_run, resolve_styles, set_styles)
 from nst.errors import NSTError
@@ -136,6 +137,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     limit = cfg.get("limit")
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise NSTError(f"limit={limit!r}: must be a whole number >= 1 (or null)")
+    set_threads(cfg.get("threads"))
     settings = device_settings(cfg)
     device = torch.device(settings["device"])
     net, meta = load_any(checkpoint, device)
@@ -193,7 +195,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
                            "init": str(cfg.init), "seed": int(cfg.seed), "device": str(device),
                            "precision": settings["precision"], "vgg": spec_loss["arch"],
                            "weights": loss.vgg.weights_source, "style": [str(p) for p in styles],
-                           "style_size": style_size, "repeats": int(cfg.repeats)},
+                           "style_size": style_size, "repeats": int(cfg.repeats),
+                           "threads": torch.get_num_threads() if device.type == "cpu" else None},
               "loss": {k: v for k, v in spec_loss.items() if k not in ("arch", "weights")},
               "torch": torch.__version__, "hardware": hardware(device), "images": rows,
               "average": average(rows)}

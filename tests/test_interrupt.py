@@ -114,11 +114,6 @@ def test_resume_after_sigkill_ends_at_max_steps(killed_and_resumed):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=(
-    "the checkpoint does not hold the global torch RNG state, so after resume the random crops/flips "
-    "(nst/data.py PhotoDataset._crop) and the DataLoader shuffle seed differ from the uninterrupted run; "
-    "fix: FastStyleModule.on_save_checkpoint/on_load_checkpoint storing torch.get_rng_state() "
-    "(verified: then bit-exact when checkpoints fall on epoch boundaries)"))
 def test_resumed_weights_equal_an_uninterrupted_run(killed_and_resumed):
     r = killed_and_resumed
     got, _ = load_model(r["resumed"])

@@ -188,9 +188,6 @@ def test_train_output_under_a_regular_file_is_refused(tmp_path, good):
     assert "blocker" in str(e.value) and "\n" not in str(e.value)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "nst/cli/train.py run() first writes into output at the first checkpoint (ckpt_every steps in); "
-    "fix: ensure_folder(out / 'checkpoints') right after out = output_dir(cfg)"))
 def test_train_output_under_a_regular_file_is_refused_before_training(tmp_path, good, monkeypatch):
     from nst.fast import FastStyleModule
 

@@ -97,7 +97,6 @@ def killed_and_resumed(tmp_path_factory):
             "reference": Path(reference), "leftovers": leftovers}
 
 
-@pytest.mark.slow
 def test_sigkill_leaves_a_loadable_checkpoint_mid_way(killed_and_resumed):
     r = killed_and_resumed
     assert r["rc"] == -signal.SIGKILL and 0 < r["killed_at"] < STEPS and r["killed_at"] % 3 == 0
@@ -105,7 +104,6 @@ def test_sigkill_leaves_a_loadable_checkpoint_mid_way(killed_and_resumed):
     assert not [n for n in r["leftovers"] if n.endswith(".ckpt") and not n.startswith(".")], r["leftovers"]
 
 
-@pytest.mark.slow
 def test_resume_after_sigkill_ends_at_max_steps(killed_and_resumed):
     r = killed_and_resumed
     assert step_of(r["out"] / "checkpoints" / "last.ckpt") == STEPS
@@ -113,7 +111,6 @@ def test_resume_after_sigkill_ends_at_max_steps(killed_and_resumed):
     assert all(torch.isfinite(p).all() for p in net.state_dict().values())
 
 
-@pytest.mark.slow
 def test_resumed_weights_equal_an_uninterrupted_run(killed_and_resumed):
     r = killed_and_resumed
     got, _ = load_model(r["resumed"])
@@ -121,7 +118,6 @@ def test_resumed_weights_equal_an_uninterrupted_run(killed_and_resumed):
     torch.testing.assert_close(got.state_dict(), want.state_dict(), atol=1e-5, rtol=0)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_sigint_and_sigterm_save_a_checkpoint_and_exit(tmp_path, sig, code):
     data = _files(tmp_path)

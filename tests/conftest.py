@@ -8,11 +8,18 @@ from pathlib import Path
 import pytest
 import torch
 
-# Tiny tensors run faster on one thread than two (thread hand-off dominates) on a 2-core machine.
-torch.set_num_threads(1)
-
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # Tiny tensors: one thread avoids OpenMP's fork/join and spin-waiting, which on a busy 2-core
+    # machine made tests several times slower with two threads. Restored after each test, since
+    # the `threads` key of some modes changes the process-wide setting.
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)

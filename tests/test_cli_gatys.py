@@ -19,16 +19,6 @@ from nst.image import load_image, save_image
 FAST = ["vgg.weights=random", "logger=none", "trainer.enable_progress_bar=false", "iterations=3"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny images run faster on one thread than with OpenMP's fork/join (and far faster on a busy
-    2-core machine, where a second spinning thread waits for a core)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture
 def files(image, tmp_path):
     """A content photo (48x40) and a style painting (40x40) on disk."""

@@ -12,16 +12,6 @@ from nst.errors import NSTError
 from nst.image import save_image
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny tensors: one thread avoids OpenMP's spin-waiting, which on a busy 2-core machine made
-    # these tests several times slower with two threads than with one.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _photo(seed: int, h: int = 40, w: int = 56) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     return torch.rand(1, 3, h, w, generator=g)

@@ -18,16 +18,6 @@ from nst.vgg import VGGFeatures
 STYLE = {"relu1_2": 1.0, "relu2_2": 1.0}  # a shallow VGG keeps these tests fast
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny tensors: one thread avoids OpenMP's spin-waiting, which on a busy 2-core machine made
-    # these tests several times slower with two threads than with one.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def make_module(seed: int = 0, **kwargs) -> FastStyleModule:
     torch.manual_seed(seed)
     vgg = VGGFeatures("vgg16", "random", layers=list(STYLE), seed=0)

@@ -15,16 +15,6 @@ from nst.vgg import VGGFeatures
 STYLE = {"relu1_1": 1.0, "relu2_1": 1.0, "relu3_1": 1.0}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny images run faster on one thread than with OpenMP's fork/join (and far faster on a busy
-    2-core machine, where a second spinning thread waits for a core)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture
 def loss(image) -> PerceptualLoss:
     """A shallow Gatys-like loss (cheap on 2 cores) with the style of a pattern set."""

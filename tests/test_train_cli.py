@@ -22,16 +22,6 @@ TINY = ["vgg.weights=random", "logger=csv", "trainer.enable_progress_bar=false",
         "samples.max_side=40", "~loss.style_layers.relu3_3", "~loss.style_layers.relu4_3"]  # shallow VGG: fast
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny tensors: one thread avoids OpenMP's spin-waiting, which on a busy 2-core machine made
-    # these tests several times slower with two threads than with one.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture
 def files(tmp_path, image):
     """Three photos, a painting and a sample photo on disk."""

@@ -87,12 +87,8 @@ def set_styles(loss: PerceptualLoss, paths: Sequence[Path], blend: Sequence[floa
                max_side: int | None) -> None:
     """Gram targets of the style images at ``max_side`` (the model's ``style_size``)."""
     images = [load_image(p, max_side=max_side) for p in paths]
-    need = loss.vgg.min_size()
-    for p, img in zip(paths, images):
-        if min(img.shape[-2:]) < need:
-            raise NSTError(f"{p}: style image of {img.shape[-1]}x{img.shape[-2]} px is too small for the VGG "
-                           f"layers used (needs at least {need} px per side)")
-    loss.set_style(images, list(blend) if blend and len(blend) == len(images) else None)
+    loss.set_style(images, list(blend) if blend and len(blend) == len(images) else None,
+                   names=[str(p) for p in paths])
 
 
 def _sync(device: torch.device) -> None:

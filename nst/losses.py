@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from nst.errors import NSTError
 from nst.vgg import VGGFeatures
 
 _EPS = 1e-8
@@ -116,10 +117,19 @@ class PerceptualLoss(nn.Module):
         return [n for n in self.vgg.layers if n in self.content_layers or n in self.style_layers]
 
     @torch.no_grad()
-    def set_style(self, images: Sequence[Tensor], blend: Sequence[float] | None = None) -> None:
-        """Compute the Gram targets of (1, 3, H, W) style images once, blended by ``blend``."""
+    def set_style(self, images: Sequence[Tensor], blend: Sequence[float] | None = None,
+                  names: Sequence[str] | None = None) -> None:
+        """Compute the Gram targets of (1, 3, H, W) style images once, blended by ``blend``.
+
+        ``names`` (file names) go into the one-line error when an image is too small for the VGG."""
         if not images:
             raise ValueError("set_style needs at least one style image")
+        need = self.vgg.min_size(list(self.style_layers))
+        for i, img in enumerate(images):
+            if min(img.shape[-2:]) < need:
+                name = names[i] if names else f"style image {i + 1}"
+                raise NSTError(f"{name}: style image of {img.shape[-1]}x{img.shape[-2]} px is too small "
+                               f"for the VGG layers used (needs at least {need} px per side)")
         weights = blend_weights(len(images), blend)
         targets: dict[str, Tensor] = {}
         for img, w in zip(images, weights):

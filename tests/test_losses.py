@@ -113,3 +113,10 @@ def test_gradient_flows_to_the_image_only(vgg, image):
 def test_forward_before_set_style_is_an_error(vgg, image):
     with pytest.raises(RuntimeError, match="set_style"):
         make_loss(vgg)(image, image)
+
+
+def test_too_small_style_image_names_the_file(vgg):
+    from nst.errors import NSTError
+
+    with pytest.raises(NSTError, match="tiny.png: style image of 2x2 px is too small"):
+        make_loss(vgg).set_style([torch.rand(1, 3, 2, 2)], names=["tiny.png"])

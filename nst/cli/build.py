@@ -63,12 +63,7 @@ def load_styles(cfg: DictConfig, max_side: int | None) -> tuple[list, list[str]]
 
 def set_style(loss: PerceptualLoss, images: Sequence, paths: Sequence[str], blend) -> None:
     """``loss.set_style`` with the file named in the error when a style image is too small."""
-    for img, path in zip(images, paths):
-        need = loss.vgg.min_size()
-        if min(img.shape[-2:]) < need:
-            raise NSTError(f"{path}: style image of {img.shape[-1]}x{img.shape[-2]} px is too small "
-                           f"for the VGG layers used (needs at least {need} px per side)")
-    loss.set_style(list(images), [float(b) for b in blend] if blend else None)
+    loss.set_style(list(images), [float(b) for b in blend] if blend else None, names=[str(p) for p in paths])
 
 
 def build_logger(cfg: DictConfig):

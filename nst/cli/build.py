@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
@@ -16,6 +19,8 @@ from nst.losses import PerceptualLoss
 if TYPE_CHECKING:  # Lightning costs seconds to import; modes that build no Trainer never pay it
     import pytorch_lightning as pl
 
+
+log = logging.getLogger("nst")
 
 def loss_layers(loss_cfg: DictConfig) -> list[str]:
     """Every VGG layer the loss config reads."""
@@ -87,3 +92,18 @@ def output_path(cfg: DictConfig, default_name: str) -> Path:
     """``output`` if given, else ``default_name`` inside the run folder."""
     out = cfg.get("output")
     return Path(out) if out else Path(cfg.paths.output_dir) / default_name
+
+
+def set_threads(value) -> None:
+    """``threads``: a number, or ``auto``: the cores not already busy (1-minute load average), at
+    least one. PyTorch's OpenMP threads spin while they wait, so on a shared machine two threads
+    fighting other processes for two cores ran a training step about 2.5x slower than one thread."""
+    if value in (None, "", 0):
+        return
+    if str(value) == "auto":
+        busy = round(os.getloadavg()[0]) if hasattr(os, "getloadavg") else 0
+        value = max(1, min(torch.get_num_threads(), (os.cpu_count() or 1) - busy))
+    elif not str(value).isdigit():
+        raise NSTError(f"threads={value!r}: a number of threads, auto or null")
+    torch.set_num_threads(int(value))
+    log.info("torch CPU threads: %d", int(value))

@@ -22,10 +22,9 @@ from omegaconf import DictConfig, OmegaConf
 from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
 
-from nst.cli.build import as_list, require
+from nst.cli.build import as_list, require, set_threads
 from nst.cli.build import build_loss as build_config_loss
 from nst.cli.stylize import device_settings
-from nst.cli.train import set_threads
 from nst.compare import (TERMS, average, build_loss, evaluate, gatys_runs, iterations_to_match, loss_settings,
                          network_run, resolve_styles, set_styles)
 from nst.errors import NSTError

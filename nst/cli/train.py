@@ -21,7 +21,7 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from nst.callbacks import (AtomicCheckpointIO, ExportOnEnd, GracefulInterrupt, NaNGuard, SampleGrid, StepCheckpoint,
                            make_grid)
-from nst.cli.build import as_list, build_loss, build_trainer, load_styles, set_style
+from nst.cli.build import as_list, build_loss, build_trainer, load_styles, set_style, set_threads
 from nst.errors import NSTError
 from nst.export import load_lightning_checkpoint, load_model
 from nst.files import ensure_folder
@@ -36,22 +36,6 @@ log = logging.getLogger("nst")
 # The frozen VGG is in eval mode on purpose; the pytree notice is Lightning's own business.
 _QUIET = (".*does not have many workers.*", ".*dataloader is not resumable.*", ".*smaller than the logging interval.*", ".*module\\(s\\) in eval mode.*",
           ".*isinstance\\(treespec, LeafSpec\\).*")
-
-
-def set_threads(value) -> None:
-    """``threads``: a number, or ``auto``: the cores not already busy (1-minute load average), at
-    least one. PyTorch's OpenMP threads spin while they wait, so on a shared machine two threads
-    fighting other processes for two cores ran a training step about 2.5x slower than one thread."""
-    if value in (None, "", 0):
-        return
-    if str(value) == "auto":
-        import os
-        busy = round(os.getloadavg()[0]) if hasattr(os, "getloadavg") else 0
-        value = max(1, min(torch.get_num_threads(), (os.cpu_count() or 1) - busy))
-    elif not str(value).isdigit():
-        raise NSTError(f"threads={value!r}: a number of threads, auto or null")
-    torch.set_num_threads(int(value))
-    log.info("torch CPU threads: %d", int(value))
 
 
 def output_dir(cfg: DictConfig) -> Path:

@@ -6,9 +6,9 @@ trained with (its layers, weights, VGG and style image come from the model file'
 the numbers are comparable. One optimizer run goes to the largest count; the smaller counts are
 snapshots of that run, timed from the start of the optimization (Lightning's setup excluded).
 
-Choices: the optimizer starts from white noise by default, as in Johnson et al.'s comparison
-(from the content photo it would start with zero content loss and reach the network's loss sooner;
-``init="content"`` measures that). Network time is the median of ``repeats`` passes after one
+Choices: ``mode=compare`` starts the optimizer from the content photo by default, the stronger
+baseline (it starts with no content loss and reaches a network's loss sooner); ``init=noise``
+reproduces Johnson et al.'s comparison, which started from white noise. Network time is the median of ``repeats`` passes after one
 warm-up, host to device and back included; Gatys time is one run.
 """
 

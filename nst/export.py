@@ -23,6 +23,7 @@ from safetensors.torch import save_file
 import nst
 from nst.errors import NSTError
 from nst.files import atomic_path
+from nst.shipped import resolve
 from nst.transformer import TransformerNet
 
 FORMAT = "nst-transformer"
@@ -176,8 +177,9 @@ def load_lightning_checkpoint(
 def load_any(
     path: str | os.PathLike, device: str | torch.device = "cpu"
 ) -> tuple[TransformerNet, dict[str, Any]]:
-    """:func:`load_model` for .safetensors, :func:`load_lightning_checkpoint` for .ckpt/.pt/.pth."""
-    path = Path(path)
+    """:func:`load_model` for .safetensors, :func:`load_lightning_checkpoint` for .ckpt/.pt/.pth;
+    a bare name (``starry_night``) is a shipped model (:mod:`nst.shipped`)."""
+    path = resolve(path)
     suffix = path.suffix.lower()
     if suffix == ".safetensors":
         return load_model(path, device)
@@ -185,6 +187,17 @@ def load_any(
         return load_lightning_checkpoint(path, device)
     raise NSTError(f"{path}: unknown model file type {suffix or '(none)'!r} "
                    "(expected .safetensors, .ckpt or .pt)")
+
+
+def warm_start(net: TransformerNet, spec: str | os.PathLike) -> dict[str, Any]:
+    """Copy the weights of the model ``spec`` (a file or a shipped name) into ``net``, which must
+    be of the same architecture; returns that model's metadata. One-line NSTError otherwise."""
+    source, meta = load_any(spec)
+    if dict(source.config) != dict(net.config):
+        raise NSTError(f"init_from={spec}: that model is a {source.config} network, this run builds "
+                       f"{net.config} (choose model=... settings that match it)")
+    net.load_state_dict(source.state_dict())
+    return meta
 
 
 # The legacy exporter and torch.jit.script announce their deprecation on every call; nothing to act on.

@@ -19,6 +19,7 @@ from nst.losses import PerceptualLoss
 from nst.transformer import TransformerNet
 
 OptimizerFactory = Callable[[Iterable[torch.nn.Parameter]], torch.optim.Optimizer]
+SchedulerFactory = Callable[[torch.optim.Optimizer], torch.optim.lr_scheduler.LRScheduler]
 
 
 class FastStyleModule(pl.LightningModule):
@@ -29,6 +30,8 @@ class FastStyleModule(pl.LightningModule):
         loss: a PerceptualLoss whose style targets are set (``loss.set_style``).
         optimizer: builds the optimizer from the net's parameters (e.g. a Hydra ``_partial_``
             ``torch.optim.Adam``); None: Adam with ``lr``.
+        scheduler: builds a learning-rate schedule from the optimizer, stepped every training step
+            (e.g. a ``_partial_`` ``torch.optim.lr_scheduler.OneCycleLR``); None: a constant rate.
         lr: learning rate of the default Adam.
         channels_last: keep the net, VGG and batches in channels-last memory format (GPU tensor cores).
         compile: ``torch.compile`` the net in place (its state_dict keys stay the same).
@@ -39,22 +42,24 @@ class FastStyleModule(pl.LightningModule):
     """
 
     def __init__(self, net: TransformerNet, loss: PerceptualLoss, optimizer: OptimizerFactory | None = None,
-                 lr: float = 1e-3, channels_last: bool = False, compile: bool = False,
+                 scheduler: SchedulerFactory | None = None, lr: float = 1e-3, channels_last: bool = False, compile: bool = False,
                  export_metadata: dict[str, Any] | None = None):
         super().__init__()
         self.net = net
         self.loss = loss
         self._optimizer = optimizer
+        self._scheduler = scheduler
         self.last_loss: Tensor | None = None  # read by nst.callbacks.NaNGuard before each optimizer step
         # Plain types only: checkpoints are read back with torch.load(weights_only=True).
-        self.save_hyperparameters(ignore=["net", "loss", "optimizer"])
+        self.save_hyperparameters(ignore=["net", "loss", "optimizer", "scheduler"])
         self.hparams["net_config"] = dict(getattr(net, "config", {}))
         self.hparams["export_metadata"] = dict(export_metadata or {})
 
     def setup(self, stage: str) -> None:
         if self.hparams.channels_last:
             self.net.to(memory_format=torch.channels_last)
-            self.loss.vgg.to(memory_format=torch.channels_last)
+            if getattr(self.loss, "vgg", None) is not None:  # a PixelLoss has no loss network
+                self.loss.vgg.to(memory_format=torch.channels_last)
         if self.hparams.compile and not getattr(self, "_compiled", False):
             self.net.compile()  # in place: no "_orig_mod." prefix in checkpoints
             self._compiled = True
@@ -88,8 +93,13 @@ class FastStyleModule(pl.LightningModule):
         if isinstance(state, Tensor):
             torch.set_rng_state(state)
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
+    def configure_optimizers(self) -> torch.optim.Optimizer | dict[str, Any]:
         params = [p for p in self.net.parameters() if p.requires_grad]
         if self._optimizer is not None:
-            return self._optimizer(params)
-        return torch.optim.Adam(params, lr=self.hparams.lr)
+            opt = self._optimizer(params)
+        else:
+            opt = torch.optim.Adam(params, lr=self.hparams.lr)
+        if self._scheduler is None:
+            return opt
+        # Stepped per training step, not per epoch: an "epoch" here is an arbitrary count of crops.
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": self._scheduler(opt), "interval": "step"}}

@@ -187,3 +187,13 @@ def _as_weights(layers: Mapping[str, float] | Sequence[str]) -> dict[str, float]
     if isinstance(layers, Mapping):
         return {str(k): float(v) for k, v in layers.items()}
     return {str(n): 1.0 for n in layers}
+
+
+class PixelLoss(nn.Module):
+    """Mean squared error between pixels, for training a network to reproduce a target image (the
+    content-preserving start of ``scripts/train_identity.py``; Johnson et al.'s super-resolution
+    baseline). ``forward(img, target)`` returns ``loss`` and ``pixel`` (the same value, detached)."""
+
+    def forward(self, img: Tensor, target: Tensor) -> dict[str, Tensor]:
+        err = F.mse_loss(img.float(), target.float())
+        return {"loss": err, "pixel": err.detach()}

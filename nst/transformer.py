@@ -5,9 +5,15 @@ Departures from the paper, each for a published reason:
 - reflection padding inside every conv instead of zero padding (fewer border artifacts);
 - nearest upsample + conv instead of fractionally strided convs (Odena et al. 2016: no checkerboard);
 - residual blocks without a ReLU after the addition (Gross & Wilber, as in pytorch/examples);
-- a sigmoid output instead of Johnson's scaled tanh + clamp: the same smooth family
-  (``sigmoid(2x) = (tanh(x) + 1) / 2``), mapped straight onto the [0, 1] images the project uses,
-  so no value is clipped and no gradient is cut off by a clamp.
+- the output layer is a choice (``output=``), Johnson's scaled tanh is none of them:
+  ``sigmoid`` (the first version's default: the same smooth family as tanh, ``sigmoid(2x) =
+  (tanh(x) + 1) / 2``, on [0, 1]); ``linear`` (the raw 9x9 conv, as pytorch/examples, clamped to
+  [0, 1] only in eval mode); ``residual`` (the input plus the raw 9x9 conv, whose weights start at
+  zero, so the untrained network is exactly the identity, and clamped in eval mode like ``linear``).
+  Training never clamps: a clamp or a saturated sigmoid gives a pixel that overshoots no gradient to
+  come back with, which is how the first quickstart grew saturated blobs (docs/training.md).
+
+Older model files name no ``output`` and load as ``sigmoid``.
 
 Presets: the default is ``channels=32, num_residual=5`` (Johnson's widths 32/64/128);
 ``channels=16, num_residual=3`` is the "small" preset (0.28 M parameters instead of 1.68 M) that the
@@ -123,16 +129,25 @@ def _reflect_index(n: int, before: int, total: int, device: torch.device) -> Ten
     return i.clamp(0, n - 1)
 
 
-class TransformerNet(nn.Module):
-    """Image transformation network: (N,3,H,W) in [0,1] -> (N,3,H,W) in [0,1], any H, W >= 1."""
+OUTPUTS = ("sigmoid", "linear", "residual")
 
-    def __init__(self, channels: int = 32, num_residual: int = 5) -> None:
+
+class TransformerNet(nn.Module):
+    """Image transformation network: (N,3,H,W) in [0,1] -> (N,3,H,W) in [0,1], any H, W >= 1.
+
+    ``output``: ``sigmoid``, ``linear`` or ``residual`` (see the module doc); in training mode the
+    last two are unclamped, in eval mode clamped to [0, 1]."""
+
+    def __init__(self, channels: int = 32, num_residual: int = 5, output: str = "sigmoid") -> None:
         super().__init__()
         if channels < 1 or num_residual < 0:
             raise ValueError(
                 f"TransformerNet: need channels >= 1 and num_residual >= 0, got {channels}, {num_residual}"
             )
-        self.config = {"channels": int(channels), "num_residual": int(num_residual)}
+        if output not in OUTPUTS:
+            raise ValueError(f"TransformerNet: output={output!r}, choose one of {', '.join(OUTPUTS)}")
+        self.config = {"channels": int(channels), "num_residual": int(num_residual), "output": str(output)}
+        self.output = str(output)
         c = channels
         self.encoder = nn.ModuleList(
             [ConvBlock(3, c, 9), ConvBlock(c, 2 * c, 3, stride=2), ConvBlock(2 * c, 4 * c, 3, stride=2)]
@@ -142,6 +157,11 @@ class TransformerNet(nn.Module):
             [ConvBlock(4 * c, 2 * c, 3, upsample=True), ConvBlock(2 * c, c, 3, upsample=True)]
         )
         self.head = nn.Sequential(nn.ReflectionPad2d(4), nn.Conv2d(c, 3, 9))
+        if self.output == "residual":
+            # Zero-initialised last layer (as ReZero/Fixup do for residual branches): the untrained
+            # network returns its input, so training starts where Gatys from the content starts.
+            nn.init.zeros_(self.head[1].weight)
+            nn.init.zeros_(self.head[1].bias)
         self.num_norms = 5 + 2 * num_residual
 
     def _run(self, x: Tensor, norm_stats: Optional[NormStats]) -> Tuple[Tensor, NormStats]:
@@ -161,6 +181,7 @@ class TransformerNet(nn.Module):
         top, left = ph // 2, pw // 2
         y = x.index_select(2, _reflect_index(h, top, h + ph, x.device))
         y = y.index_select(3, _reflect_index(w, left, w + pw, x.device))
+        padded = y
         used: NormStats = []
         for block in self.encoder:
             y = block(y, norm_stats, used)
@@ -168,7 +189,14 @@ class TransformerNet(nn.Module):
             y = block(y, norm_stats, used)
         for block in self.decoder:
             y = block(y, norm_stats, used)
-        y = torch.sigmoid(self.head(y))
+        y = self.head(y)
+        if self.output == "sigmoid":
+            y = torch.sigmoid(y)
+        else:
+            if self.output == "residual":
+                y = y + padded.to(y.dtype)
+            if not self.training:
+                y = y.clamp(0.0, 1.0)
         return y[:, :, top : top + h, left : left + w], used
 
     def forward(self, x: Tensor, norm_stats: Optional[NormStats] = None) -> Tensor:

@@ -56,15 +56,48 @@ def test_train_writes_checkpoint_samples_and_a_self_describing_model(files):
     assert meta["vgg"] == {"arch": "vgg16", "weights": "random"}
     assert meta["loss"]["style_layers"] == {"relu1_2": 1.0, "relu2_2": 1.0}
     net, _ = load_model(path)
-    assert net.config == {"channels": 8, "num_residual": 1}
+    assert net.config == {"channels": 8, "num_residual": 1, "output": "sigmoid"}
 
 
 def test_every_loss_term_is_logged(files):
     nst.cli.run(train_config(files))
-    header = next((files / "run" / "csv").rglob("metrics.csv")).read_text().splitlines()[0].split(",")
+    # the logs go into the run's output folder, beside its checkpoints (not Hydra's outputs/DATE/TIME)
+    header = next((files / "out" / "csv").rglob("metrics.csv")).read_text().splitlines()[0].split(",")
     for name in ("train/loss", "train/content", "train/style", "train/tv", "train/style/relu1_2",
                  "train/content/relu2_2", "val/loss", "val/style", "data/skipped"):
         assert name in header
+
+
+def test_init_from_starts_the_network_from_another_models_weights(files, monkeypatch):
+    first = nst.cli.run(train_config(files, "trainer.max_steps=2"))
+    started = {}
+    real = nst.cli.train.FastStyleModule.on_fit_start
+
+    def record(module):  # the weights the optimizer starts from
+        started.update({k: v.clone() for k, v in module.net.state_dict().items()})
+        return real(module)
+
+    monkeypatch.setattr(nst.cli.train.FastStyleModule, "on_fit_start", record)
+    second = nst.cli.run(train_config(files, f"init_from={first}", f"output={files / 'second'}", "seed=5"))
+    source = load_model(first)[0].state_dict()
+    assert all(torch.equal(started[k], v) for k, v in source.items())
+    meta = load_model(second)[1]
+    assert meta["init_from"]["model"] == str(first) and meta["init_from"]["style"] == ["waves.png"]
+
+
+def test_init_from_another_architecture_is_one_line(files):
+    first = nst.cli.run(train_config(files, "trainer.max_steps=2"))
+    with pytest.raises(NSTError, match=r"init_from=.*'channels': 8.*'channels': 4"):
+        nst.cli.run(train_config(files, f"init_from={first}", "model.channels=4", f"output={files / 'b'}"))
+
+
+def test_a_scheduler_changes_the_learning_rate_every_step(files):
+    sched = ("scheduler={_target_:torch.optim.lr_scheduler.OneCycleLR,_partial_:true,max_lr:0.01,"
+             "total_steps:4,pct_start:0.5}")
+    nst.cli.run(train_config(files, sched))
+    ckpt = torch.load(files / "out" / "checkpoints" / "last.ckpt", weights_only=True)
+    state = ckpt["lr_schedulers"][0]
+    assert state["_step_count"] == 5 and state["total_steps"] == 4  # stepped per step, not per epoch
 
 
 def test_resume_true_continues_to_the_same_final_step(files):

@@ -85,9 +85,51 @@ def test_non_rgb_input_is_refused(net):
 
 def test_config_rebuilds_the_same_architecture(net):
     twin = TransformerNet(**net.config)
-    assert net.config == {"channels": 8, "num_residual": 1}
+    assert net.config == {"channels": 8, "num_residual": 1, "output": "sigmoid"}
     shapes = {k: v.shape for k, v in net.state_dict().items()}
     assert shapes == {k: v.shape for k, v in twin.state_dict().items()}
+
+
+def test_untrained_residual_network_is_exactly_the_identity():
+    net = TransformerNet(channels=8, num_residual=1, output="residual").eval()
+    x = torch.rand(2, 3, 33, 18)
+    torch.testing.assert_close(net(x), x, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("output", ["linear", "residual"])
+def test_unbounded_outputs_are_clamped_in_eval_mode_only(output):
+    torch.manual_seed(0)
+    net = TransformerNet(channels=8, num_residual=1, output=output)
+    with torch.no_grad():
+        net.head[1].weight.normal_(0.0, 5.0)  # far outside [0, 1]
+        net.head[1].bias.fill_(0.5)
+    x = torch.rand(1, 3, 24, 24)
+    raw = net.train()(x)
+    assert raw.min() < 0 and raw.max() > 1  # training sees the raw values: no dead gradient at the bound
+    clamped = net.eval()(x)
+    assert clamped.min() >= 0 and clamped.max() <= 1
+    torch.testing.assert_close(clamped, raw.clamp(0, 1))
+
+
+def test_residual_head_learns_from_the_first_step():
+    # The zero-initialised head gets a gradient at once; everything behind it gets one from step two.
+    net = TransformerNet(channels=8, num_residual=1, output="residual")
+    x, target = torch.rand(1, 3, 16, 16), torch.rand(1, 3, 16, 16)
+    ((net(x) - target) ** 2).mean().backward()
+    assert net.head[1].weight.grad.abs().sum() > 0
+
+
+def test_unknown_output_is_refused():
+    with pytest.raises(ValueError, match="output='tanh'"):
+        TransformerNet(output="tanh")
+
+
+def test_config_without_output_builds_the_first_versions_sigmoid_network():
+    # model files written before the output option load as what they were trained as
+    net = TransformerNet(**{"channels": 8, "num_residual": 1})
+    assert net.output == "sigmoid"
+    y = net(torch.rand(1, 3, 16, 16))
+    assert 0 < y.min() and y.max() < 1
 
 
 def test_small_preset_has_fewer_parameters():

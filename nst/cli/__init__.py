@@ -20,7 +20,7 @@ from nst.errors import NSTError
 
 log = logging.getLogger("nst")
 
-MODES = ("train", "gatys", "stylize", "export", "compare", "weights")
+MODES = ("train", "gatys", "stylize", "export", "compare", "weights", "models")
 # What to lower when CUDA runs out of memory, per mode.
 OOM_HINTS = {
     "train": "lower data.batch_size= or size= (crop side), or model=transformer_small",

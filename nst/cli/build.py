@@ -13,6 +13,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from nst.errors import NSTError
+from nst.hardware import busy_cores, resolve_precision
 from nst.image import load_image
 from nst.losses import PerceptualLoss
 
@@ -71,12 +72,15 @@ def set_style(loss: PerceptualLoss, images: Sequence, paths: Sequence[str], blen
     loss.set_style(list(images), [float(b) for b in blend] if blend else None, names=[str(p) for p in paths])
 
 
-def build_logger(cfg: DictConfig):
-    """The configured Lightning logger, or False for ``logger=none``."""
+def build_logger(cfg: DictConfig, save_dir: str | Path | None = None):
+    """The configured Lightning logger, or False for ``logger=none``; ``save_dir`` (a training run's
+    output folder) replaces the run folder Hydra made, so a run's logs sit beside its checkpoints."""
     if not cfg.get("logger") or "_target_" not in cfg.logger:
         return False
-    Path(cfg.paths.output_dir).mkdir(parents=True, exist_ok=True)
-    return instantiate(cfg.logger)
+    folder = Path(save_dir) if save_dir is not None else Path(cfg.paths.output_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    extra = {"save_dir": str(folder)} if save_dir is not None and "save_dir" in cfg.logger else {}
+    return instantiate(cfg.logger, **extra)
 
 
 def build_trainer(cfg: DictConfig, callbacks: Sequence[pl.Callback] = (), **overrides) -> pl.Trainer:
@@ -85,7 +89,22 @@ def build_trainer(cfg: DictConfig, callbacks: Sequence[pl.Callback] = (), **over
     kwargs = {"default_root_dir": cfg.paths.output_dir, "callbacks": list(callbacks), **overrides}
     if "logger" not in kwargs:
         kwargs["logger"] = build_logger(cfg)
+    if cfg.trainer.get("precision") == "auto":
+        kwargs.setdefault("precision", precision(cfg))
     return instantiate(cfg.trainer, **kwargs)
+
+
+def precision(cfg: DictConfig) -> str:
+    """``trainer.precision`` made concrete. ``auto`` means bf16 autocast for training where the
+    hardware runs it natively (nst.hardware); every other mode keeps float32 for ``auto``: the Gatys
+    reference should be the exact optimizer, and bf16 inference is not yet shown to stay within
+    2/255 of float32."""
+    value = str(cfg.trainer.get("precision", "32-true"))
+    if value != "auto":
+        return value
+    if cfg.get("mode") == "train":
+        return resolve_precision("auto", str(cfg.trainer.get("accelerator", "cpu")))
+    return "32-true"
 
 
 def output_path(cfg: DictConfig, default_name: str) -> Path:
@@ -95,14 +114,17 @@ def output_path(cfg: DictConfig, default_name: str) -> Path:
 
 
 def set_threads(value) -> None:
-    """``threads``: a number, or ``auto``: the cores not already busy (1-minute load average), at
-    least one. PyTorch's OpenMP threads spin while they wait, so on a shared machine two threads
-    fighting other processes for two cores ran a training step about 2.5x slower than one thread."""
+    """``threads``: a number, or ``auto``: the cores not busy right now (sampled over a fraction of a
+    second, see nst.hardware.busy_cores), at least one. PyTorch's OpenMP threads spin while they
+    wait, so on a shared machine two threads fighting other processes for two cores ran a training
+    step about 2.5x slower than one thread."""
     if value in (None, "", 0):
         return
     if str(value) == "auto":
-        busy = round(os.getloadavg()[0]) if hasattr(os, "getloadavg") else 0
-        value = max(1, min(torch.get_num_threads(), (os.cpu_count() or 1) - busy))
+        busy = busy_cores()
+        if busy is None:
+            busy = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+        value = max(1, min(torch.get_num_threads(), (os.cpu_count() or 1) - round(busy)))
     elif not str(value).isdigit():
         raise NSTError(f"threads={value!r}: a number of threads, auto or null")
     torch.set_num_threads(int(value))

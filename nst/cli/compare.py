@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
 
-from nst.cli.build import as_list, require, set_threads
+from nst.cli.build import as_list, precision, require, set_threads
 from nst.cli.build import build_loss as build_config_loss
 from nst.cli.stylize import device_settings
 from nst.compare import (TERMS, average, build_loss, evaluate, gatys_runs, iterations_to_match, loss_settings,
@@ -161,7 +161,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     photos = list_images(spec)[:limit] if limit else list_images(spec)
     out_dir = ensure_folder(Path(cfg.output) if cfg.get("output") else Path(cfg.paths.output_dir) / "compare")
     trainer_kwargs = {"accelerator": "gpu" if device.type == "cuda" else "cpu",
-                      "precision": str(cfg.trainer.get("precision", "32-true"))}
+                      "precision": precision(cfg)}
     rows = []
     for n, photo in enumerate(photos, start=1):
         content = load_image(photo, max_side=size)

@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig
 
+from nst.cli.build import precision
 from nst.errors import NSTError
 from nst.export import load_any
 from nst.image import IMAGE_EXTENSIONS, list_images
@@ -38,7 +39,7 @@ def device_settings(cfg: DictConfig) -> dict:
     if device == "cuda" and not torch.cuda.is_available():
         raise NSTError("trainer.accelerator=gpu but no CUDA device is available here (use trainer=cpu)")
     perf = cfg.get("perf") or {}
-    return {"device": device, "precision": str(cfg.trainer.get("precision", "32")),
+    return {"device": device, "precision": precision(cfg),
             "channels_last": bool(perf.get("channels_last", False))}
 
 

@@ -21,9 +21,9 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from nst.callbacks import (AtomicCheckpointIO, ExportOnEnd, GracefulInterrupt, NaNGuard, SampleGrid, StepCheckpoint,
                            make_grid)
-from nst.cli.build import as_list, build_loss, build_trainer, load_styles, set_style, set_threads
+from nst.cli.build import as_list, build_logger, build_loss, build_trainer, load_styles, set_style, set_threads
 from nst.errors import NSTError
-from nst.export import load_lightning_checkpoint, load_model
+from nst.export import load_lightning_checkpoint, load_model, warm_start
 from nst.files import ensure_folder
 from nst.fast import FastStyleModule
 from nst.image import list_images, load_image, save_image
@@ -104,9 +104,16 @@ def build_module(cfg: DictConfig) -> tuple[FastStyleModule, pl.LightningDataModu
     images, paths = load_styles(cfg, max_side=cfg.get("style_size"))
     set_style(loss, images, paths, as_list(cfg.get("style_blend")))
     net = instantiate(cfg.model)
+    meta = metadata(cfg, loss, paths)
+    if cfg.get("init_from"):
+        source = warm_start(net, str(cfg.init_from))
+        meta["init_from"] = {"model": str(cfg.init_from), "style": source.get("style"), "steps": source.get("steps")}
+        log.info("init_from: the network starts from %s (trained for %s)", cfg.init_from, source.get("style"))
     optimizer = instantiate(cfg.optimizer) if cfg.get("optimizer") else None
-    module = FastStyleModule(net, loss, optimizer=optimizer, channels_last=bool(cfg.perf.channels_last),
-                             compile=bool(cfg.perf.compile), export_metadata=metadata(cfg, loss, paths))
+    scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
+    module = FastStyleModule(net, loss, optimizer=optimizer, scheduler=scheduler,
+                             channels_last=bool(cfg.perf.channels_last), compile=bool(cfg.perf.compile),
+                             export_metadata=meta)
     return module, data, paths
 
 
@@ -133,7 +140,8 @@ def run(cfg: DictConfig) -> Path:
         SampleGrid(sample_images, out / "samples", int(samples.get("every") or 0)),
         ExportOnEnd(model_path, module.hparams.export_metadata),
     ]
-    trainer = build_trainer(cfg, callbacks, default_root_dir=str(out), plugins=[AtomicCheckpointIO()])
+    trainer = build_trainer(cfg, callbacks, default_root_dir=str(out), plugins=[AtomicCheckpointIO()],
+                            logger=build_logger(cfg, save_dir=out))
     with warnings.catch_warnings():
         for pattern in _QUIET:
             warnings.filterwarnings("ignore", message=pattern)

@@ -10,6 +10,10 @@ Departures from the paper, each for a published reason:
   (tanh(x) + 1) / 2``, on [0, 1]); ``linear`` (the raw 9x9 conv, as pytorch/examples, clamped to
   [0, 1] only in eval mode); ``residual`` (the input plus the raw 9x9 conv, whose weights start at
   zero, so the untrained network is exactly the identity, and clamped in eval mode like ``linear``).
+  With ``head_input`` (always on in ``residual``) the 9x9 conv also sees the input image beside
+  the decoder's features: the first instance norm removes each photo's mean colour and contrast
+  from everything behind it, so without the input the output cannot depend on the photo's own
+  colours.
   Training never clamps: a clamp or a saturated sigmoid gives a pixel that overshoots no gradient to
   come back with, which is how the first quickstart grew saturated blobs (docs/training.md).
 
@@ -138,7 +142,8 @@ class TransformerNet(nn.Module):
     ``output``: ``sigmoid``, ``linear`` or ``residual`` (see the module doc); in training mode the
     last two are unclamped, in eval mode clamped to [0, 1]."""
 
-    def __init__(self, channels: int = 32, num_residual: int = 5, output: str = "sigmoid") -> None:
+    def __init__(self, channels: int = 32, num_residual: int = 5, output: str = "sigmoid",
+                 head_input: bool = False) -> None:
         super().__init__()
         if channels < 1 or num_residual < 0:
             raise ValueError(
@@ -146,8 +151,11 @@ class TransformerNet(nn.Module):
             )
         if output not in OUTPUTS:
             raise ValueError(f"TransformerNet: output={output!r}, choose one of {', '.join(OUTPUTS)}")
-        self.config = {"channels": int(channels), "num_residual": int(num_residual), "output": str(output)}
         self.output = str(output)
+        # residual always shows the head the input (see the module doc); the others may
+        self.head_input = bool(head_input) or self.output == "residual"
+        self.config = {"channels": int(channels), "num_residual": int(num_residual), "output": str(output),
+                       "head_input": self.head_input}
         c = channels
         self.encoder = nn.ModuleList(
             [ConvBlock(3, c, 9), ConvBlock(c, 2 * c, 3, stride=2), ConvBlock(2 * c, 4 * c, 3, stride=2)]
@@ -156,7 +164,8 @@ class TransformerNet(nn.Module):
         self.decoder = nn.ModuleList(
             [ConvBlock(4 * c, 2 * c, 3, upsample=True), ConvBlock(2 * c, c, 3, upsample=True)]
         )
-        self.head = nn.Sequential(nn.ReflectionPad2d(4), nn.Conv2d(c, 3, 9))
+        head_in = c + 3 if self.head_input else c
+        self.head = nn.Sequential(nn.ReflectionPad2d(4), nn.Conv2d(head_in, 3, 9))
         if self.output == "residual":
             # Zero-initialised last layer (as ReZero/Fixup do for residual branches): the untrained
             # network returns its input, so training starts where Gatys from the content starts.
@@ -189,6 +198,8 @@ class TransformerNet(nn.Module):
             y = block(y, norm_stats, used)
         for block in self.decoder:
             y = block(y, norm_stats, used)
+        if self.head_input:
+            y = torch.cat([y, padded.to(y.dtype)], dim=1)
         y = self.head(y)
         if self.output == "sigmoid":
             y = torch.sigmoid(y)

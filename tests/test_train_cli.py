@@ -56,7 +56,7 @@ def test_train_writes_checkpoint_samples_and_a_self_describing_model(files):
     assert meta["vgg"] == {"arch": "vgg16", "weights": "random"}
     assert meta["loss"]["style_layers"] == {"relu1_2": 1.0, "relu2_2": 1.0}
     net, _ = load_model(path)
-    assert net.config == {"channels": 8, "num_residual": 1, "output": "sigmoid"}
+    assert net.config == {"channels": 8, "num_residual": 1, "output": "sigmoid", "head_input": False}
 
 
 def test_every_loss_term_is_logged(files):

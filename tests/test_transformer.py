@@ -85,7 +85,7 @@ def test_non_rgb_input_is_refused(net):
 
 def test_config_rebuilds_the_same_architecture(net):
     twin = TransformerNet(**net.config)
-    assert net.config == {"channels": 8, "num_residual": 1, "output": "sigmoid"}
+    assert net.config == {"channels": 8, "num_residual": 1, "output": "sigmoid", "head_input": False}
     shapes = {k: v.shape for k, v in net.state_dict().items()}
     assert shapes == {k: v.shape for k, v in twin.state_dict().items()}
 

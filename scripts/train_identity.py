@@ -3,7 +3,7 @@
 network a style run can start from (``init_from=``), as docs/training.md measures.
 
     .venv/bin/python scripts/train_identity.py --photos ../shared/data/photos/train \
-        --output nst/assets/init/transformer_small_identity.safetensors --channels 16 --residual 3
+        --output /tmp/identity_small.safetensors --channels 16 --residual 3
 
 The same LightningModule and data module as ``nst mode=train``, with nst.losses.PixelLoss in place
 of the perceptual loss; the file is an ordinary nst model file (its metadata says what it is).

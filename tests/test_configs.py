@@ -66,9 +66,15 @@ def test_every_trainer_config_has_the_gpu_settings(tmp_path, trainer):
 
 
 def test_cpu_trainer_instantiates(tmp_path):
+    from nst.cli.build import build_trainer
+    from nst.hardware import cpu_has_fast_bf16
+
     cfg = compose_cfg(tmp_path, "trainer=cpu", "trainer.max_steps=1")
-    trainer = instantiate(cfg.trainer, logger=False, enable_checkpointing=False)
+    assert cfg.trainer.precision == "auto"  # made concrete by build_trainer, from the CPU's flags
+    trainer = build_trainer(cfg, logger=False, enable_checkpointing=False)
     assert trainer.max_steps == 1
+    want = "bf16-mixed" if cfg.mode == "train" and cpu_has_fast_bf16() else "32-true"
+    assert str(trainer.precision) == want
 
 
 @pytest.mark.parametrize("logger", [o for o in options("logger") if o != "none"])

@@ -8,8 +8,8 @@ snapshots of that run, timed from the start of the optimization (Lightning's set
 
 Choices: ``mode=compare`` starts the optimizer from the content photo by default, the stronger
 baseline (it starts with no content loss and reaches a network's loss sooner); ``init=noise``
-reproduces Johnson et al.'s comparison, which started from white noise. Network time is the median of ``repeats`` passes after one
-warm-up, host to device and back included; Gatys time is one run.
+reproduces Johnson et al.'s comparison, which started from white noise. Network time is the median
+of ``repeats`` passes after one warm-up, host to device and back included; Gatys time is one run.
 """
 
 from __future__ import annotations
@@ -153,7 +153,7 @@ class GatysRuns:
 
 
 def gatys_runs(content: Tensor, loss: PerceptualLoss, counts: Sequence[int], *, optimizer: str = "lbfgs",
-               lr: float | None = None, init: str = "noise", seed: int = 0,
+               lr: float | None = None, init: str = "content", seed: int = 0,
                trainer_kwargs: dict | None = None, channels_last: bool = False) -> GatysRuns:
     """One optimization to ``max(counts)`` iterations with a snapshot at every count."""
     snaps = Snapshots(counts)

@@ -42,7 +42,8 @@ class FastStyleModule(pl.LightningModule):
     """
 
     def __init__(self, net: TransformerNet, loss: PerceptualLoss, optimizer: OptimizerFactory | None = None,
-                 scheduler: SchedulerFactory | None = None, lr: float = 1e-3, channels_last: bool = False, compile: bool = False,
+                 scheduler: SchedulerFactory | None = None, lr: float = 1e-3, channels_last: bool = False,
+                 compile: bool = False,
                  export_metadata: dict[str, Any] | None = None):
         super().__init__()
         self.net = net

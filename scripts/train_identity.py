@@ -45,8 +45,9 @@ def main() -> None:
     net = TransformerNet(args.channels, args.residual, output=args.output_layer)
     data = PhotoDataModule(args.photos, image_size=args.size, batch_size=args.batch, resize=256,
                            scale=(0.67, 1.5))
-    sched = lambda opt: torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.steps,  # noqa: E731
-                                                            pct_start=0.1)
+    def sched(opt: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRScheduler:
+        return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.steps, pct_start=0.1)
+
     module = FastStyleModule(net, PixelLoss(), scheduler=sched, lr=args.lr)
     trainer = pl.Trainer(accelerator="cpu", max_steps=args.steps, logger=False, enable_checkpointing=False,
                          enable_model_summary=False, log_every_n_steps=50, enable_progress_bar=True)

@@ -92,3 +92,13 @@ def test_asset_resolver_points_into_the_package(tmp_path):
 
     cfg = OmegaConf.create({"p": "${asset:styles/starry_night.jpg}"})
     assert Path(cfg.p).is_file()
+
+
+def test_compare_starts_gatys_from_the_content_by_default(tmp_path):
+    # the stronger baseline: the quality bar of docs/training.md is Gatys from the content
+    assert compose_cfg(tmp_path, "mode=compare").init == "content"
+
+
+def test_quickstart_schedule_spans_the_whole_run(tmp_path):
+    cfg = compose_cfg(tmp_path, "experiment=quickstart", "trainer.max_steps=77")
+    assert cfg.scheduler.total_steps == 77 and cfg.scheduler.max_lr == cfg.optimizer.lr

@@ -74,7 +74,8 @@ def test_checkpoint_has_no_vgg_and_loads_as_a_model(tmp_path):
     ckpt = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
     assert ckpt["global_step"] == 2
     assert not [k for k in ckpt["state_dict"] if not k.startswith("net.")]
-    assert ckpt["hyper_parameters"]["net_config"] == {"channels": 8, "num_residual": 1, "output": "sigmoid", "head_input": False}
+    assert ckpt["hyper_parameters"]["net_config"] == {"channels": 8, "num_residual": 1, "output": "sigmoid",
+                                                      "head_input": False}
     assert ckpt["torch_rng_state"].dtype == torch.uint8  # crops and shuffle continue the same stream on resume
     net, meta = load_lightning_checkpoint(tmp_path / "checkpoints" / "last.ckpt")
     assert meta["style"] == ["stripes.png"]

@@ -81,7 +81,8 @@ def test_stylize_with_an_unknown_name_is_one_line(tmp_path):
     from PIL import Image
 
     Image.new("RGB", (16, 16), "red").save(photo)
-    res = subprocess.run([sys.executable, "-m", "nst", "mode=stylize", "checkpoint=no_such_style", f"input={photo}",
+    res = subprocess.run([sys.executable, "-m", "nst", "mode=stylize", "checkpoint=no_such_style",
+                          f"input={photo}",
                           f"output={tmp_path / 'o.png'}", f"hydra.run.dir={tmp_path}"],
                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert res.returncode == 2

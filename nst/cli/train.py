@@ -107,7 +107,8 @@ def build_module(cfg: DictConfig) -> tuple[FastStyleModule, pl.LightningDataModu
     meta = metadata(cfg, loss, paths)
     if cfg.get("init_from"):
         source = warm_start(net, str(cfg.init_from))
-        meta["init_from"] = {"model": str(cfg.init_from), "style": source.get("style"), "steps": source.get("steps")}
+        meta["init_from"] = {"model": str(cfg.init_from), "style": source.get("style"),
+                             "steps": source.get("steps")}
         log.info("init_from: the network starts from %s (trained for %s)", cfg.init_from, source.get("style"))
     optimizer = instantiate(cfg.optimizer) if cfg.get("optimizer") else None
     scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None

@@ -100,6 +100,14 @@ def test_a_scheduler_changes_the_learning_rate_every_step(files):
     assert state["_step_count"] == 5 and state["total_steps"] == 4  # stepped per step, not per epoch
 
 
+def test_resume_past_the_end_of_a_schedule_is_one_line(files):
+    sched = ("scheduler={_target_:torch.optim.lr_scheduler.OneCycleLR,_partial_:true,max_lr:0.01,"
+             "total_steps:${trainer.max_steps}}")
+    nst.cli.run(train_config(files, sched, "trainer.max_steps=2"))
+    with pytest.raises(NSTError, match="schedule ends at step 2.*trainer.max_steps=4"):
+        nst.cli.run(train_config(files, sched, "trainer.max_steps=4", "resume=true"))
+
+
 def test_resume_true_continues_to_the_same_final_step(files):
     nst.cli.run(train_config(files, "trainer.max_steps=2"))
     path = nst.cli.run(train_config(files, "trainer.max_steps=4", "resume=true"))

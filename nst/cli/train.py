@@ -63,9 +63,18 @@ def resume_path(cfg: DictConfig, out: Path) -> Path | None:
     return None
 
 
-def check_resumable(path: Path, net_config: dict, styles: list[str]) -> None:
-    """Refuse a checkpoint of another architecture in one line (not a state_dict size-mismatch dump)."""
+def check_resumable(path: Path, net_config: dict, styles: list[str], max_steps: int | None = None) -> None:
+    """Refuse a checkpoint of another architecture in one line (not a state_dict size-mismatch dump),
+    and one whose learning-rate schedule ends before ``max_steps`` (a one-cycle schedule restored
+    from the checkpoint keeps its own length, and torch raises once it is stepped past it)."""
     _, meta = load_lightning_checkpoint(path)
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    for state in ckpt.get("lr_schedulers") or []:
+        total = state.get("total_steps") if isinstance(state, dict) else None
+        if isinstance(total, int) and max_steps is not None and max_steps > total:
+            raise NSTError(f"{path}: its learning-rate schedule ends at step {total}, this run asks for "
+                           f"trainer.max_steps={max_steps} (resume with trainer.max_steps={total}, or start a "
+                           "new run with init_from= the exported model)")
     if meta.get("arch") != net_config:
         raise NSTError(f"{path}: trained with model {meta.get('arch')}, this run builds {net_config} "
                        "(pass the original run's model=... settings)")
@@ -126,7 +135,8 @@ def run(cfg: DictConfig) -> Path:
     ckpt = resume_path(cfg, out)
     module, data, style_paths = build_module(cfg)
     if ckpt is not None:
-        check_resumable(ckpt, module.hparams.net_config, module.hparams.export_metadata["style"])
+        check_resumable(ckpt, module.hparams.net_config, module.hparams.export_metadata["style"],
+                        int(cfg.trainer.get("max_steps", -1)))
     ensure_folder(out / "checkpoints")  # an unwritable output fails now, not at the first checkpoint
     model_path = out / f"{style_stem(style_paths)}.safetensors"
     samples = cfg.get("samples") or {}

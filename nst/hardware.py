@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
+import time
 from pathlib import Path
 
 log = logging.getLogger("nst")
@@ -68,9 +70,6 @@ def busy_cores(window: float = 0.3) -> float | None:
     """How many cores other processes keep busy now, sampled over ``window`` seconds (None where
     /proc/stat is missing). Not the 1-minute load average: that still counts, for a minute, the
     set-up or the previous job that just ended, and so took one of two idle cores away."""
-    import os
-    import time
-
     first = _cpu_times()
     if first is None:
         return None

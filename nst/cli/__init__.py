@@ -83,4 +83,18 @@ def _hydra_main(cfg: DictConfig) -> object:
 
 
 def main() -> None:
+    """``nst``: check the overrides (one line for an unknown key or option), keep a run with an
+    explicit ``output=`` out of ``outputs/DATE/TIME``, then hand over to Hydra."""
+    from nst.cli.argv import check, is_checkable, run_folder
+
+    args = sys.argv[1:]
+    if is_checkable(args):
+        overrides = [a for a in args if not a.startswith("-")]
+        try:
+            cfg = check(overrides, config_dir())
+        except NSTError as e:
+            print(f"nst: error: {e}", file=sys.stderr)
+            sys.exit(2)
+        if not {"-m", "--multirun"} & set(args):
+            sys.argv = [sys.argv[0], *args, *run_folder(cfg, overrides)]
     _hydra_main()

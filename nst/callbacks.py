@@ -6,6 +6,7 @@ import logging
 import math
 import signal
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -115,6 +116,39 @@ class GracefulInterrupt(pl.Callback):
 def interrupted(trainer: pl.Trainer) -> bool:
     """Whether a GracefulInterrupt stopped this run (then the end-of-training work is skipped)."""
     return any(isinstance(cb, GracefulInterrupt) and cb.interrupted_at is not None for cb in trainer.callbacks)
+
+
+class ProgressLines(pl.Callback):
+    """A log line every ``every`` steps (and at the last): step, loss, speed and time left. For
+    logs that are files, where tqdm's redraws come to ~100 KB of carriage returns per 500 steps."""
+
+    def __init__(self, every: int = 50) -> None:
+        self.every = max(1, int(every))
+        self._start: tuple[float, int] | None = None
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._start = (time.monotonic(), trainer.global_step)
+
+    def line(self, trainer: pl.Trainer) -> str:
+        step, total = trainer.global_step, trainer.max_steps
+        t0, s0 = self._start or (time.monotonic(), step)
+        rate = (step - s0) / max(time.monotonic() - t0, 1e-9)
+        parts = [f"step {step}/{total} ({100 * step // total} %)" if total and total > 0 else f"step {step}"]
+        loss = trainer.callback_metrics.get("train/loss")
+        if loss is not None:
+            parts.append(f"loss {float(loss):.4g}")
+        if step > s0:
+            parts.append(f"{rate:.2f} steps/s")
+            if total and total > step:
+                left = int((total - step) / rate)
+                parts.append(f"{left // 60} min {left % 60:02d} s left")
+        return ", ".join(parts)
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch,
+                           batch_idx: int) -> None:
+        step = trainer.global_step
+        if trainer.is_global_zero and (step % self.every == 0 or step == trainer.max_steps):
+            log.info("%s", self.line(trainer))
 
 
 class NaNGuard(pl.Callback):

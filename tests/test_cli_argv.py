@@ -112,3 +112,6 @@ def test_train_with_output_keeps_its_config_and_log_in_the_output_folder(tmp_pat
     assert not (tmp_path / "outputs").exists()
     assert (run / ".hydra" / "config.yaml").is_file()
     assert (run / "style.safetensors").is_file() and (run / "checkpoints" / "last.ckpt").is_file()
+    # stderr is a pipe here: progress comes as log lines, not tqdm redraws
+    logs = res.stdout + res.stderr
+    assert "\r" not in logs and "step 2/2 (100 %), loss" in logs

@@ -149,3 +149,30 @@ def test_johnson2016_needs_the_data_root(tmp_path):
     assert cfg.trainer.max_steps == 40000 and cfg.data.batch_size == 4 and cfg.model.channels == 32
     with pytest.raises(NSTError, match="data.root"):
         nst.cli.run(cfg)
+
+
+def _progress_cfg(kind="auto", bar=True):
+    from omegaconf import OmegaConf
+    return OmegaConf.create({"progress": {"kind": kind, "every": 7}, "trainer": {"enable_progress_bar": bar}})
+
+
+@pytest.mark.parametrize("kind,tty,bar_on,lines", [
+    ("auto", True, True, 0), ("auto", False, False, 1), ("bar", False, True, 0), ("lines", True, False, 1),
+    ("none", True, False, 0)])
+def test_progress_kind_chooses_bar_or_lines(kind, tty, bar_on, lines):
+    from nst.callbacks import ProgressLines
+    from nst.cli.train import progress
+    bar, extra = progress(_progress_cfg(kind), tty=tty)
+    assert bar is bar_on and len(extra) == lines
+    assert all(isinstance(cb, ProgressLines) and cb.every == 7 for cb in extra)
+
+
+def test_progress_auto_on_a_terminal_respects_a_disabled_bar():
+    from nst.cli.train import progress
+    assert progress(_progress_cfg("auto", bar=False), tty=True)[0] is False
+
+
+def test_progress_unknown_kind_is_one_line():
+    from nst.cli.train import progress
+    with pytest.raises(NSTError, match="progress.kind='tqdm'"):
+        progress(_progress_cfg("tqdm"))

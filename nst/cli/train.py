@@ -19,8 +19,8 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from nst.callbacks import (AtomicCheckpointIO, ExportOnEnd, GracefulInterrupt, NaNGuard, SampleGrid, StepCheckpoint,
-                           make_grid)
+from nst.callbacks import (AtomicCheckpointIO, ExportOnEnd, GracefulInterrupt, NaNGuard, ProgressLines, SampleGrid,
+                           StepCheckpoint, make_grid)
 from nst.cli.build import as_list, build_logger, build_loss, build_trainer, load_styles, set_style, set_threads
 from nst.errors import NSTError
 from nst.export import load_lightning_checkpoint, load_model, warm_start
@@ -127,6 +127,21 @@ def build_module(cfg: DictConfig) -> tuple[FastStyleModule, pl.LightningDataModu
     return module, data, paths
 
 
+def progress(cfg: DictConfig, tty: bool | None = None) -> tuple[bool, list[pl.Callback]]:
+    """(Lightning's progress bar on?, extra callbacks) for ``progress.kind``: ``bar`` (tqdm),
+    ``lines`` (a log line every ``progress.every`` steps), ``none``, or ``auto``: the bar on a
+    terminal (when trainer.enable_progress_bar allows it), lines when stderr is a file or a pipe."""
+    spec = cfg.get("progress") or {}
+    kind = str(spec.get("kind", "auto"))
+    if kind not in ("auto", "bar", "lines", "none"):
+        raise NSTError(f"progress.kind={kind!r}: choose auto, bar, lines or none")
+    if kind == "auto":
+        tty = sys.stderr.isatty() if tty is None else tty
+        kind = "bar" if tty and cfg.trainer.get("enable_progress_bar", True) else "lines"
+    lines = [ProgressLines(int(spec.get("every", 50)))] if kind == "lines" else []
+    return kind == "bar", lines
+
+
 def run(cfg: DictConfig) -> Path:
     """Train, export ``<output>/<style>.safetensors`` and return its path (exit 130 after Ctrl-C, 143 after SIGTERM)."""
     set_threads(cfg.get("threads"))
@@ -151,8 +166,9 @@ def run(cfg: DictConfig) -> Path:
         SampleGrid(sample_images, out / "samples", int(samples.get("every") or 0)),
         ExportOnEnd(model_path, module.hparams.export_metadata),
     ]
-    trainer = build_trainer(cfg, callbacks, default_root_dir=str(out), plugins=[AtomicCheckpointIO()],
-                            logger=build_logger(cfg, save_dir=out))
+    bar, lines = progress(cfg)
+    trainer = build_trainer(cfg, callbacks + lines, default_root_dir=str(out), plugins=[AtomicCheckpointIO()],
+                            logger=build_logger(cfg, save_dir=out), enable_progress_bar=bar)
     with warnings.catch_warnings():
         for pattern in _QUIET:
             warnings.filterwarnings("ignore", message=pattern)

@@ -1,4 +1,5 @@
-"""Lightning callbacks for training: atomic checkpoints, Ctrl-C, NaN guard, sample grids, export at the end."""
+"""Lightning callbacks for training: atomic checkpoints, Ctrl-C, NaN guard, sample grids, export at
+the end."""
 
 from __future__ import annotations
 
@@ -63,7 +64,8 @@ class StepCheckpoint(ModelCheckpoint):
 
 class GracefulInterrupt(pl.Callback):
     """First Ctrl-C (SIGINT): finish the current step, save ``last.ckpt``, stop. A second one
-    interrupts at once. SIGTERM also saves ``last.ckpt`` before the process ends. (Saving from inside the KeyboardInterrupt could catch the optimizer
+    interrupts at once. SIGTERM also saves ``last.ckpt`` before the process ends. (Saving from inside the
+    KeyboardInterrupt could catch the optimizer
     half-way through its update and store an inconsistent state.)"""
 
     def __init__(self) -> None:
@@ -98,7 +100,8 @@ class GracefulInterrupt(pl.Callback):
             self.checkpoint = ckpt.save_last_now(trainer)
         trainer.should_stop = True
 
-    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
+                     exception: BaseException) -> None:
         # SIGTERM (kill, a scheduler's pre-emption): Lightning raises this between two steps, where
         # the state is consistent, so the checkpoint is safe to write.
         if isinstance(exception, SIGTERMException) and self.interrupted_at is None:
@@ -115,7 +118,8 @@ class GracefulInterrupt(pl.Callback):
 
 def interrupted(trainer: pl.Trainer) -> bool:
     """Whether a GracefulInterrupt stopped this run (then the end-of-training work is skipped)."""
-    return any(isinstance(cb, GracefulInterrupt) and cb.interrupted_at is not None for cb in trainer.callbacks)
+    return any(isinstance(cb, GracefulInterrupt) and cb.interrupted_at is not None
+               for cb in trainer.callbacks)
 
 
 class ProgressLines(pl.Callback):
@@ -165,8 +169,8 @@ class NaNGuard(pl.Callback):
         what = f"the loss is {value}" if not math.isfinite(value) else "a gradient is NaN/inf"
         ckpt = trainer.checkpoint_callback
         kept = getattr(ckpt, "last_model_path", "") or "none yet"
-        raise NSTError(f"training diverged at step {trainer.global_step + 1}: {what}; stopped before the update "
-                       f"(last good checkpoint: {kept}); lower optimizer.lr or the loss weights")
+        raise NSTError(f"training diverged at step {trainer.global_step + 1}: {what}; stopped before the "
+                       f"update (last good checkpoint: {kept}); lower optimizer.lr or the loss weights")
 
 
 def make_grid(rows: Sequence[Sequence[Tensor]], height: int, gap: int = 4) -> Tensor:
@@ -182,7 +186,8 @@ def make_grid(rows: Sequence[Sequence[Tensor]], height: int, gap: int = 4) -> Te
     width = max(x.shape[-1] for x in lines)
     padded = []
     for x in lines:
-        padded += [torch.nn.functional.pad(x, (0, width - x.shape[-1]), value=1.0), torch.ones(1, 3, gap, width)]
+        padded += [torch.nn.functional.pad(x, (0, width - x.shape[-1]), value=1.0),
+                   torch.ones(1, 3, gap, width)]
     return torch.cat(padded[:-1], dim=-2)
 
 
@@ -249,5 +254,6 @@ class ExportOnEnd(pl.Callback):
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.is_global_zero and not interrupted(trainer):
-            self.exported = save_model(self.path, pl_module.net, {**self.metadata, "steps": trainer.global_step})
+            self.exported = save_model(self.path, pl_module.net,
+                                       {**self.metadata, "steps": trainer.global_step})
             log.info("model exported: %s (%d steps)", self.path, trainer.global_step)

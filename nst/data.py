@@ -84,7 +84,8 @@ class PhotoDataset(Dataset):
             s = lo + (hi - lo) * torch.rand(()).item()
             short = max(self.image_size, round(self.resize_to * s))
             h, w = x.shape[-2:]
-            x = resize(x, size=(max(short, round(h * short / min(h, w))), max(short, round(w * short / min(h, w)))))
+            x = resize(x, size=(max(short, round(h * short / min(h, w))),
+                                max(short, round(w * short / min(h, w)))))
         h, w = x.shape[-2:]
         top = int(torch.randint(0, h - self.image_size + 1, ()))
         left = int(torch.randint(0, w - self.image_size + 1, ()))
@@ -105,7 +106,8 @@ def decode(path: Path, short: int) -> tuple[Tensor | None, str]:
         return None, str(e).replace(str(path) + ": ", "") or type(e).__name__
     h, w = x.shape[-2:]
     if min(h, w) != short:  # rounding of max_side: make the shorter side exact
-        x = resize(x, size=(max(short, round(h * short / min(h, w))), max(short, round(w * short / min(h, w)))))
+        x = resize(x, size=(max(short, round(h * short / min(h, w))),
+                            max(short, round(w * short / min(h, w)))))
     return x[0].mul(255.0).round_().to(torch.uint8), ""
 
 
@@ -147,10 +149,11 @@ class PhotoDataModule(pl.LightningDataModule):
         if not 0 < self.scale[0] <= self.scale[1]:
             raise NSTError(f"data.scale={list(scale)}: need 0 < lo <= hi")
         if self.resize_to * self.scale[0] < self.image_size - 0.5:
-            raise NSTError(f"data.resize={self.resize_to} x data.scale[0]={self.scale[0]} is smaller than the "
-                           f"crop size {self.image_size}: the crops would not fit")
+            raise NSTError(f"data.resize={self.resize_to} x data.scale[0]={self.scale[0]} is smaller than "
+                           f"the crop size {self.image_size}: the crops would not fit")
         if self.batch_size < 1 or self.num_workers < 0:
-            raise NSTError(f"data.batch_size={batch_size}, data.num_workers={num_workers}: need >= 1 and >= 0")
+            raise NSTError(f"data.batch_size={batch_size}, data.num_workers={num_workers}: "
+                           "need >= 1 and >= 0")
         self.flip = bool(flip)
         self.epoch_size = epoch_size
         if cache not in (True, False, "auto"):

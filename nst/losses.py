@@ -30,17 +30,23 @@ from nst.vgg import VGGFeatures
 _EPS = 1e-8
 
 
+def _wide(t: Tensor) -> Tensor:
+    """At least float32: bf16/fp16 activations are widened (their sums of squares lose digits),
+    float64 stays float64 (so that gradcheck runs on these very functions)."""
+    return t if t.dtype == torch.float64 else t.float()
+
+
 def gram_matrix(feat: Tensor) -> Tensor:
     """(N, C, H, W) -> (N, C, C) Gram matrices normalized by C*H*W, in float32 even under autocast."""
     n, c, h, w = feat.shape
     with torch.autocast(device_type=feat.device.type, enabled=False):
-        f = feat.float().reshape(n, c, h * w)
+        f = _wide(feat).reshape(n, c, h * w)
         return torch.bmm(f, f.transpose(1, 2)) / (c * h * w)
 
 
 def _sq_error(x: Tensor, target: Tensor, normalize: bool) -> Tensor:
     """Mean squared error in float32, optionally relative to the target's mean square."""
-    x, target = x.float(), target.float()
+    x, target = _wide(x), _wide(target)
     err = F.mse_loss(x, target.expand_as(x))
     if normalize:
         err = err / (target.detach().pow(2).mean() + _EPS)
@@ -59,7 +65,7 @@ def style_loss(gram: Tensor, target: Tensor, normalize: bool = True) -> Tensor:
 
 def tv_loss(img: Tensor) -> Tensor:
     """Mean squared difference of vertical and horizontal neighbours of (N, C, H, W)."""
-    img = img.float()
+    img = _wide(img)
     dh = (img[..., 1:, :] - img[..., :-1, :]).pow(2)
     dw = (img[..., :, 1:] - img[..., :, :-1]).pow(2)
     zero = img.new_zeros(())

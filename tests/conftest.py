@@ -48,5 +48,6 @@ def image() -> torch.Tensor:
 
 
 def pytest_report_header(config):
-    return f"nst tests: torch {torch.__version__}, shared data {'found' if SHARED_DATA.is_dir() else 'absent'}, " \
+    return f"nst tests: torch {torch.__version__}, " \
+           f"shared data {'found' if SHARED_DATA.is_dir() else 'absent'}, " \
            f"CUDA {'available' if torch.cuda.is_available() else 'absent'}, CI={os.environ.get('CI', '')}"

@@ -87,6 +87,12 @@ def test_run_folder_respects_an_explicit_hydra_run_dir_and_no_output():
     assert run_folder(cfg, ["mode=stylize"]) == []
 
 
+def test_models_mode_leaves_no_outputs_folder(tmp_path):
+    res = nst("mode=models", cwd=tmp_path)
+    assert res.returncode == 0 and "starry_night" in res.stdout, res.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_stylize_with_output_leaves_no_outputs_folder(tmp_path):
     save_image(torch.rand(1, 3, 40, 48), tmp_path / "in.png")
     res = nst("mode=stylize", "checkpoint=starry_night", f"input={tmp_path / 'in.png'}",
@@ -102,8 +108,8 @@ def test_train_with_output_keeps_its_config_and_log_in_the_output_folder(tmp_pat
         save_image(torch.rand(1, 3, 40, 48, generator=g), tmp_path / "photos" / f"{i}.png")
     save_image(torch.rand(1, 3, 48, 48, generator=g), tmp_path / "style.png")
     run = tmp_path / "run"
-    res = nst("mode=train", "vgg.weights=random", "logger=csv", "trainer.enable_progress_bar=false", "size=32",
-              "style_size=48", "model.channels=8", "model.num_residual=1", "data.batch_size=2",
+    res = nst("mode=train", "vgg.weights=random", "logger=csv", "trainer.enable_progress_bar=false",
+              "size=32", "style_size=48", "model.channels=8", "model.num_residual=1", "data.batch_size=2",
               "data.min_images=2", "data.num_workers=0", "samples.images=null", "trainer.max_steps=2",
               "~loss.style_layers.relu3_3", "~loss.style_layers.relu4_3", "threads=1",
               f"style={tmp_path / 'style.png'}", f"data.root={tmp_path / 'photos'}", f"output={run}",

@@ -7,7 +7,14 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
-from nst.callbacks import AtomicCheckpointIO, ExportOnEnd, GracefulInterrupt, NaNGuard, SampleGrid, StepCheckpoint
+from nst.callbacks import (
+    AtomicCheckpointIO,
+    ExportOnEnd,
+    GracefulInterrupt,
+    NaNGuard,
+    SampleGrid,
+    StepCheckpoint,
+)
 from nst.errors import NSTError
 from nst.export import load_lightning_checkpoint, load_model
 from nst.fast import FastStyleModule
@@ -38,7 +45,8 @@ class Photos(torch.utils.data.Dataset):
 
 
 def trainer(tmp_path, steps: int, *callbacks: pl.Callback, every: int = 2) -> pl.Trainer:
-    ckpt = StepCheckpoint(dirpath=tmp_path / "checkpoints", every_n_train_steps=every, save_top_k=0, save_last=True)
+    ckpt = StepCheckpoint(dirpath=tmp_path / "checkpoints", every_n_train_steps=every, save_top_k=0,
+                          save_last=True)
     return pl.Trainer(accelerator="cpu", max_steps=steps, logger=False, enable_progress_bar=False,
                       enable_model_summary=False, default_root_dir=tmp_path, plugins=[AtomicCheckpointIO()],
                       callbacks=[ckpt, *callbacks])
@@ -76,7 +84,8 @@ def test_checkpoint_has_no_vgg_and_loads_as_a_model(tmp_path):
     assert not [k for k in ckpt["state_dict"] if not k.startswith("net.")]
     assert ckpt["hyper_parameters"]["net_config"] == {"channels": 8, "num_residual": 1, "output": "sigmoid",
                                                       "head_input": False}
-    assert ckpt["torch_rng_state"].dtype == torch.uint8  # crops and shuffle continue the same stream on resume
+    # crops and shuffle continue the same stream on resume
+    assert ckpt["torch_rng_state"].dtype == torch.uint8
     net, meta = load_lightning_checkpoint(tmp_path / "checkpoints" / "last.ckpt")
     assert meta["style"] == ["stripes.png"]
     x = torch.rand(1, 3, 20, 28)
@@ -148,7 +157,8 @@ def test_interrupt_saves_a_checkpoint_and_skips_the_export(tmp_path):
 
 def test_sample_grid_writes_pictures_and_val_losses(tmp_path):
     module = make_module()
-    grid = SampleGrid([torch.rand(1, 3, 24, 32), torch.rand(1, 3, 32, 20)], tmp_path / "samples", every_n_steps=2)
+    grid = SampleGrid([torch.rand(1, 3, 24, 32), torch.rand(1, 3, 32, 20)], tmp_path / "samples",
+                      every_n_steps=2)
     trainer(tmp_path, 3, grid).fit(module, loader())
     names = sorted(p.name for p in (tmp_path / "samples").iterdir())
     assert names == ["step_000002.png", "step_000003.png"]

@@ -220,7 +220,8 @@ BAD_FILES = {
     "truncated_png": (lambda d: _truncate(_noisy(d / "cut.png")), "truncated or corrupt"),
     "text_as_jpeg": (lambda d: _bytes(d / "notes.jpg", b"hello, not a photo"), "not an image file"),
     "png_garbage_after_header": (
-        lambda d: _bytes(d / "bad.png", _noisy(d / "ok.png").read_bytes()[:40] + b"x" * 99), "truncated or corrupt"),
+        lambda d: _bytes(d / "bad.png", _noisy(d / "ok.png").read_bytes()[:40] + b"x" * 99),
+        "truncated or corrupt"),
 }
 
 

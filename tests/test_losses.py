@@ -30,15 +30,33 @@ def test_gram_is_float32_from_half_input():
 
 
 def test_gram_gradcheck():
-    f = torch.rand(1, 2, 3, 3, dtype=torch.float64, requires_grad=True)
-    # gram_matrix computes in float32 by design; check the math on the float64 reference.
-    assert torch.autograd.gradcheck(lambda x: torch.bmm(x.flatten(2), x.flatten(2).transpose(1, 2)), (f,))
+    f = torch.rand(2, 3, 3, 4, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(gram_matrix, (f,))
 
 
-def test_content_loss_gradcheck():
+@pytest.mark.parametrize("normalize", [True, False])
+def test_content_loss_gradcheck(normalize):
     x = torch.rand(1, 2, 3, 3, dtype=torch.float64, requires_grad=True)
     t = torch.rand(1, 2, 3, 3, dtype=torch.float64)
-    assert torch.autograd.gradcheck(lambda a: torch.nn.functional.mse_loss(a, t) / t.pow(2).mean(), (x,))
+    assert torch.autograd.gradcheck(lambda a: content_loss(a, t, normalize=normalize), (x,))
+
+
+@pytest.mark.parametrize("normalize", [True, False])
+def test_style_loss_gradcheck_through_the_gram(normalize):
+    f = torch.rand(2, 3, 4, 4, dtype=torch.float64, requires_grad=True)
+    target = gram_matrix(torch.rand(1, 3, 5, 5, dtype=torch.float64))  # one target broadcast to the batch
+    assert torch.autograd.gradcheck(lambda a: style_loss(gram_matrix(a), target, normalize=normalize), (f,))
+
+
+def test_tv_loss_gradcheck():
+    img = torch.rand(1, 3, 4, 5, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(tv_loss, (img,))
+
+
+def test_low_precision_features_are_widened_to_float32():
+    f = torch.rand(1, 4, 5, 5).bfloat16()
+    assert gram_matrix(f).dtype == torch.float32
+    assert content_loss(f, f.float()).dtype == torch.float32 and tv_loss(f.half()).dtype == torch.float32
 
 
 def test_terms_are_zero_at_their_targets():

@@ -19,14 +19,16 @@ from nst.transformer import TransformerNet
 TINY = ["vgg.weights=random", "logger=csv", "trainer.enable_progress_bar=false", "size=32", "style_size=48",
         "model.channels=8", "model.num_residual=1", "data.batch_size=2", "data.min_images=2",
         "trainer.max_steps=4", "trainer.log_every_n_steps=1", "ckpt_every=2", "samples.every=2",
-        "samples.max_side=40", "~loss.style_layers.relu3_3", "~loss.style_layers.relu4_3"]  # shallow VGG: fast
+        "samples.max_side=40",
+        "~loss.style_layers.relu3_3", "~loss.style_layers.relu4_3"]  # shallow VGG: fast
 
 
 @pytest.fixture
 def files(tmp_path, image):
     """Three photos, a painting and a sample photo on disk."""
     for i in range(3):
-        save_image(torch.rand(1, 3, 40, 48, generator=torch.Generator().manual_seed(i)), tmp_path / "photos" / f"{i}.png")
+        save_image(torch.rand(1, 3, 40, 48, generator=torch.Generator().manual_seed(i)),
+                   tmp_path / "photos" / f"{i}.png")
     stripes = (torch.arange(48).view(1, 1, 1, 48) % 8 < 4).float().expand(1, 3, 48, 48)
     save_image(stripes * torch.tensor([0.9, 0.3, 0.1]).view(1, 3, 1, 1) + 0.05, tmp_path / "waves.png")
     save_image(image, tmp_path / "sample.png")

@@ -20,8 +20,15 @@ from torchvision.models._api import WeightsEnum
 
 from nst import weights
 from nst.errors import NSTError
-from nst.weights import (HED_H5_MEMBER, HED_NORM, IMAGENET_NORM, cache_dir, convert_hed_h5, fetch_hed,
-                         load_vgg_state)
+from nst.weights import (
+    HED_H5_MEMBER,
+    HED_NORM,
+    IMAGENET_NORM,
+    cache_dir,
+    convert_hed_h5,
+    fetch_hed,
+    load_vgg_state,
+)
 
 VGG16_CONVS = [0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28]
 VGG16_CHANNELS = [64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512]

@@ -9,6 +9,7 @@ nothing reads. Here every ``key=value`` must name a key of the composed config a
 from __future__ import annotations
 
 import difflib
+import tempfile
 from pathlib import Path
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
@@ -99,7 +100,8 @@ def check(overrides: list[str], config_dir: str | Path) -> DictConfig:
                 if value is not None and str(value) not in options[name]:
                     close = _closest(str(value), options[name])
                     hint = f"did you mean {close!r}? " if close else ""
-                    raise NSTError(f"unknown {name} {str(value)!r} ({hint}choose from {', '.join(options[name])})")
+                    raise NSTError(f"unknown {name} {str(value)!r} "
+                                   f"({hint}choose from {', '.join(options[name])})")
             first.append(f"{name}={values[0] if values[0] is not None else 'null'}")
         else:
             keys.append(name)
@@ -112,7 +114,8 @@ def check(overrides: list[str], config_dir: str | Path) -> DictConfig:
     for key in keys:
         if not _exists(cfg, key):
             close = _closest(key, known)
-            elsewhere = [m for m in options.get("mode", []) if m != cfg.get("mode") and _in_mode(config_dir, m, key)]
+            elsewhere = [m for m in options.get("mode", [])
+                         if m != cfg.get("mode") and _in_mode(config_dir, m, key)]
             hint = (f"did you mean {close!r}?" if close else
                     f"it is a key of mode={elsewhere[0]}, not of mode={cfg.get('mode')}" if elsewhere else "")
             raise NSTError(f"unknown key {key!r}" + (f" ({hint})" if hint else ""))
@@ -132,14 +135,19 @@ def _quote(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def run_folder(cfg: DictConfig, overrides: list[str]) -> list[str]:
-    """Hydra overrides that keep a run with an explicit ``output=`` out of ``outputs/DATE/TIME``.
+# Modes that write no file: their runs never need a run folder.
+_WRITE_NOTHING = ("models",)
 
-    - ``mode=train``: Hydra's run folder *is* the output folder, so the composed config
-      (``.hydra/``) and the log file sit beside the checkpoints, samples and CSV/wandb logs.
-    - every other mode: nothing of Hydra's is written (no ``.hydra/``, logs to stderr only), and
-      its run folder is the output's own folder, which that mode writes into anyway.
-    Nothing is added when the user chose ``hydra.run.dir`` or sweeps (``-m``), or gave no output.
+
+def run_folder(cfg: DictConfig, overrides: list[str]) -> list[str]:
+    """Hydra overrides that keep a run out of ``outputs/DATE/TIME`` when it says where its files go.
+
+    - ``mode=train output=DIR``: Hydra's run folder *is* DIR, so the composed config (``.hydra/``)
+      and the log file sit beside the checkpoints, samples and CSV/wandb logs.
+    - any other mode with ``output=``, and modes that write nothing (``models``): nothing of
+      Hydra's is written (no ``.hydra/``, logs to stderr only) and its run folder is the system's
+      temporary folder, which exists already, so no folder is made anywhere.
+    Nothing is added when the user chose ``hydra.run.dir`` or ``hydra.sweep.dir``.
     """
     if any(o.lstrip("+").startswith(("hydra.run.dir", "hydra.sweep.dir")) for o in overrides):
         return []
@@ -147,10 +155,12 @@ def run_folder(cfg: DictConfig, overrides: list[str]) -> list[str]:
     for o in overrides:
         if o.startswith("output="):
             output = o.split("=", 1)[1].strip().strip("'\"")
-    if not output or output == "null":
-        return []
-    if cfg.get("mode") == "train":
-        return [f"hydra.run.dir={_quote(output)}"]
-    path = Path(output)
-    folder = path if (path.is_dir() or not path.suffix) else path.parent
-    return [f"hydra.run.dir={_quote(str(folder))}", "hydra.output_subdir=null", "hydra/job_logging=console"]
+    if output == "null":
+        output = None
+    mode = cfg.get("mode")
+    if mode == "train":
+        return [f"hydra.run.dir={_quote(output)}"] if output else []
+    if output or mode in _WRITE_NOTHING:
+        return [f"hydra.run.dir={_quote(tempfile.gettempdir())}", "hydra.output_subdir=null",
+                "hydra/job_logging=console"]
+    return []

@@ -25,8 +25,18 @@ from torch import Tensor
 from nst.cli.build import as_list, precision, require, set_threads
 from nst.cli.build import build_loss as build_config_loss
 from nst.cli.stylize import device_settings
-from nst.compare import (TERMS, average, build_loss, evaluate, gatys_runs, iterations_to_match, loss_settings,
-                         network_run, resolve_styles, set_styles)
+from nst.compare import (
+    TERMS,
+    average,
+    build_loss,
+    evaluate,
+    gatys_runs,
+    iterations_to_match,
+    loss_settings,
+    network_run,
+    resolve_styles,
+    set_styles,
+)
 from nst.errors import NSTError
 from nst.export import load_any
 from nst.files import atomic_write_text, ensure_folder

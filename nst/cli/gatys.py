@@ -13,8 +13,16 @@ import torch
 from omegaconf import DictConfig
 from torch import Tensor
 
-from nst.cli.build import (as_list, build_logger, build_loss, build_trainer, load_styles, output_path,
-                           require, set_style)
+from nst.cli.build import (
+    as_list,
+    build_logger,
+    build_loss,
+    build_trainer,
+    load_styles,
+    output_path,
+    require,
+    set_style,
+)
 from nst.color import color_mode, match_color, transfer_luminance
 from nst.errors import NSTError
 from nst.gatys import GatysResult, SaveEvery, optimize

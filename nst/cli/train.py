@@ -19,13 +19,29 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from nst.callbacks import (AtomicCheckpointIO, ExportOnEnd, GracefulInterrupt, NaNGuard, ProgressLines, SampleGrid,
-                           StepCheckpoint, make_grid)
-from nst.cli.build import as_list, build_logger, build_loss, build_trainer, load_styles, set_style, set_threads
+from nst.callbacks import (
+    AtomicCheckpointIO,
+    ExportOnEnd,
+    GracefulInterrupt,
+    NaNGuard,
+    ProgressLines,
+    SampleGrid,
+    StepCheckpoint,
+    make_grid,
+)
+from nst.cli.build import (
+    as_list,
+    build_logger,
+    build_loss,
+    build_trainer,
+    load_styles,
+    set_style,
+    set_threads,
+)
 from nst.errors import NSTError
 from nst.export import load_lightning_checkpoint, load_model, warm_start
-from nst.files import ensure_folder
 from nst.fast import FastStyleModule
+from nst.files import ensure_folder
 from nst.image import list_images, load_image, save_image
 from nst.losses import blend_weights
 from nst.stylize import Stylizer
@@ -34,7 +50,8 @@ log = logging.getLogger("nst")
 
 # Expected here, not actionable: the bundled photos sit in memory, so the main process needs no workers.
 # The frozen VGG is in eval mode on purpose; the pytree notice is Lightning's own business.
-_QUIET = (".*does not have many workers.*", ".*dataloader is not resumable.*", ".*smaller than the logging interval.*", ".*module\\(s\\) in eval mode.*",
+_QUIET = (".*does not have many workers.*", ".*dataloader is not resumable.*",
+          ".*smaller than the logging interval.*", ".*module\\(s\\) in eval mode.*",
           ".*isinstance\\(treespec, LeafSpec\\).*")
 
 
@@ -48,7 +65,8 @@ def style_stem(paths: list[str]) -> str:
 
 
 def resume_path(cfg: DictConfig, out: Path) -> Path | None:
-    """The checkpoint to continue from: ``ckpt_path``, or ``<output>/checkpoints/last.ckpt`` with resume=true."""
+    """The checkpoint to continue from: ``ckpt_path``, or ``<output>/checkpoints/last.ckpt`` with
+    resume=true."""
     if cfg.get("ckpt_path"):
         path = Path(cfg.ckpt_path).expanduser()
         if not path.is_file():
@@ -73,8 +91,8 @@ def check_resumable(path: Path, net_config: dict, styles: list[str], max_steps: 
         total = state.get("total_steps") if isinstance(state, dict) else None
         if isinstance(total, int) and max_steps is not None and max_steps > total:
             raise NSTError(f"{path}: its learning-rate schedule ends at step {total}, this run asks for "
-                           f"trainer.max_steps={max_steps} (resume with trainer.max_steps={total}, or start a "
-                           "new run with init_from= the exported model)")
+                           f"trainer.max_steps={max_steps} (resume with trainer.max_steps={total}, or start "
+                           "a new run with init_from= the exported model)")
     if meta.get("arch") != net_config:
         raise NSTError(f"{path}: trained with model {meta.get('arch')}, this run builds {net_config} "
                        "(pass the original run's model=... settings)")
@@ -89,7 +107,8 @@ def metadata(cfg: DictConfig, loss, style_paths: list[str]) -> dict[str, Any]:
     opt = OmegaConf.to_container(cfg.optimizer, resolve=True) if cfg.get("optimizer") else {}
     return {
         "style": [Path(p).name for p in style_paths],
-        "style_blend": blend_weights(len(style_paths), [float(b) for b in as_list(cfg.get("style_blend"))] or None),
+        "style_blend": blend_weights(len(style_paths),
+                                     [float(b) for b in as_list(cfg.get("style_blend"))] or None),
         "style_size": cfg.get("style_size"),
         "loss": loss_cfg,
         "vgg": {"arch": loss.vgg.arch, "weights": loss.vgg.weights_source},
@@ -143,7 +162,8 @@ def progress(cfg: DictConfig, tty: bool | None = None) -> tuple[bool, list[pl.Ca
 
 
 def run(cfg: DictConfig) -> Path:
-    """Train, export ``<output>/<style>.safetensors`` and return its path (exit 130 after Ctrl-C, 143 after SIGTERM)."""
+    """Train, export ``<output>/<style>.safetensors`` and return its path (exit 130 after Ctrl-C, 143
+    after SIGTERM)."""
     set_threads(cfg.get("threads"))
     pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
     out = output_dir(cfg)

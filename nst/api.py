@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from nst.export import load_any
+from nst.modelfile import load_any
 from nst.stylize import Stylizer
 
 __all__ = ["Stylizer", "load_model", "stylize"]

@@ -21,9 +21,9 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 from torch import Tensor
 
 from nst.errors import NSTError
-from nst.export import save_model
 from nst.files import atomic_path
 from nst.image import resize, save_image, to_pil
+from nst.modelfile import save_model
 
 log = logging.getLogger("nst")
 
@@ -245,7 +245,7 @@ class SampleGrid(pl.Callback):
 
 class ExportOnEnd(pl.Callback):
     """When training ends (not when interrupted), write the net to ``path`` with ``metadata``
-    (plus ``steps``) via :func:`nst.export.save_model`, which refuses NaN/inf weights."""
+    (plus ``steps``) via :func:`nst.modelfile.save_model`, which refuses NaN/inf weights."""
 
     def __init__(self, path: str | Path, metadata: dict[str, Any]) -> None:
         self.path = Path(path)

@@ -15,6 +15,7 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor
 
+from nst import networks
 from nst.losses import PerceptualLoss
 from nst.transformer import TransformerNet
 
@@ -53,7 +54,8 @@ class FastStyleModule(pl.LightningModule):
         self.last_loss: Tensor | None = None  # read by nst.callbacks.NaNGuard before each optimizer step
         # Plain types only: checkpoints are read back with torch.load(weights_only=True).
         self.save_hyperparameters(ignore=["net", "loss", "optimizer", "scheduler"])
-        self.hparams["net_config"] = dict(getattr(net, "config", {}))
+        self.hparams["network"] = networks.name_of(net)
+        self.hparams["net_config"] = dict(getattr(networks.unwrap(net), "config", {}))
         self.hparams["export_metadata"] = dict(export_metadata or {})
 
     def setup(self, stage: str) -> None:

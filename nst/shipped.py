@@ -53,6 +53,8 @@ def describe(path: Path) -> dict[str, Any]:
             doc = json.loads((f.metadata() or {}).get("nst", "{}"))
     except (SafetensorError, OSError, ValueError) as e:
         raise NSTError(f"{path}: not a readable model file ({e})") from e
-    return {"name": path.stem, "style": ", ".join(doc.get("style") or []) or "?",
-            "arch": doc.get("arch", {}), "steps": doc.get("steps"), "data": doc.get("data"),
+    card = doc.get("card", doc)  # format 2 keeps the provenance in "card", format 1 beside "arch"
+    return {"name": path.stem, "style": ", ".join(card.get("style") or []) or "?",
+            "network": doc.get("network", "transformer"), "args": doc.get("args", doc.get("arch", {})),
+            "steps": card.get("steps"), "data": card.get("data"),
             "kib": round(path.stat().st_size / 1024)}

@@ -36,6 +36,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from nst.networks import register
+
 # TorchScript needs typing's names, not ``list[...]`` / ``X | None``.
 NormStats = List[Tuple[Tensor, Tensor]]
 
@@ -136,6 +138,7 @@ def _reflect_index(n: int, before: int, total: int, device: torch.device) -> Ten
 OUTPUTS = ("sigmoid", "linear", "residual")
 
 
+@register("transformer")
 class TransformerNet(nn.Module):
     """Image transformation network: (N,3,H,W) in [0,1] -> (N,3,H,W) in [0,1], any H, W >= 1.
 

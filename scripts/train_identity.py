@@ -19,9 +19,9 @@ import pytorch_lightning as pl
 import torch
 
 from nst.data import PhotoDataModule
-from nst.export import save_model
 from nst.fast import FastStyleModule
 from nst.losses import PixelLoss
+from nst.modelfile import save_model
 from nst.transformer import TransformerNet
 
 

@@ -55,7 +55,7 @@ def test_options_at_load_time_and_metadata(model_path):
     model = load_model(model_path, device="cpu", strength=0.0)
     x = torch.rand(1, 3, 16, 16)
     assert torch.equal(model(x), x)
-    assert model.metadata["style"] == "x.jpg" and model.metadata["arch"]["channels"] == 8
+    assert model.metadata["style"] == "x.jpg" and model.metadata["args"]["channels"] == 8
 
 
 def test_stylize_refuses_something_that_is_not_a_model(model):

@@ -52,7 +52,7 @@ def test_a_file_in_the_working_directory_wins_over_a_shipped_name(models, tmp_pa
 def test_describe_reads_the_card_fields(models):
     card = shipped.describe(models / "dots.safetensors")
     assert card["name"] == "dots" and card["style"] == "dots.jpg" and card["steps"] == 7
-    assert card["arch"]["channels"] == 8 and card["kib"] > 0
+    assert card["network"] == "transformer" and card["args"]["channels"] == 8 and card["kib"] > 0
 
 
 def test_every_packaged_model_loads_and_stylizes():

@@ -53,7 +53,9 @@ def test_train_writes_checkpoint_samples_and_a_self_describing_model(files):
     assert sorted(p.name for p in (out / "samples").iterdir()) == ["step_000002.png", "step_000004.png"]
     assert (out / "side_by_side.jpg").is_file() and (out / "sample_waves.jpg").is_file()
     with safe_open(str(path), "pt") as f:
-        meta = json.loads(f.metadata()["nst"])
+        doc = json.loads(f.metadata()["nst"])
+    assert doc["network"] == "transformer" and doc["format_version"] == 2
+    meta = doc["card"]
     assert meta["steps"] == 4 and meta["style"] == ["waves.png"] and meta["image_size"] == 32
     assert meta["vgg"] == {"arch": "vgg16", "weights": "random"}
     assert meta["loss"]["style_layers"] == {"relu1_2": 1.0, "relu2_2": 1.0}

@@ -38,9 +38,9 @@ from nst.compare import (
     set_styles,
 )
 from nst.errors import NSTError
-from nst.export import load_any
 from nst.files import atomic_write_text, ensure_folder
 from nst.image import from_pil, list_images, load_image, resize, save_image, to_pil
+from nst.modelfile import load_any
 from nst.stylize import Stylizer
 
 log = logging.getLogger("nst")
@@ -199,7 +199,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         print(f"compare {n}/{len(photos)} {photo.name}: network loss {net_terms['loss']:.4g} in "
               f"{seconds * 1e3:.3g} ms; Gatys {steps}", flush=True)
 
-    report = {"model": str(checkpoint), "arch": meta.get("arch"), "model_steps": meta.get("steps"),
+    report = {"model": str(checkpoint), "network": meta.get("network"), "args": meta.get("args"),
+              "model_steps": meta.get("steps"),
               "settings": {"size": size, "iterations": its, "optimizer": cfg.optimizer, "lr": cfg.get("lr"),
                            "init": str(cfg.init), "seed": int(cfg.seed), "device": str(device),
                            "precision": settings["precision"], "vgg": spec_loss["arch"],

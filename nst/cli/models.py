@@ -13,11 +13,12 @@ def run(cfg: DictConfig) -> list[dict]:
         print(f"no shipped models in {MODELS}")
         return rows
     width = max(len(r["name"]) for r in rows)
-    print(f"{'name':<{width}}  {'KiB':>5}  {'steps':>6}  network                 style (trained on)")
+    print(f"{'name':<{width}}  {'KiB':>5}  {'steps':>6}  network                      style (trained on)")
     for r in rows:
-        arch = r["arch"]
-        net = f"{arch.get('channels')}ch x{arch.get('num_residual')} res, {arch.get('output', 'sigmoid')}"
-        print(f"{r['name']:<{width}}  {r['kib']:>5}  {r['steps'] or '?':>6}  {net:<22}  {r['style']} "
+        args = r["args"]
+        net = (f"{r['network']} {args.get('channels')}ch x{args.get('num_residual')}, "
+               f"{args.get('output', 'sigmoid')}")
+        print(f"{r['name']:<{width}}  {r['kib']:>5}  {r['steps'] or '?':>6}  {net:<27}  {r['style']} "
               f"({r['data'] or '?'})")
     print("use one with: nst mode=stylize checkpoint=NAME input=photo.jpg   (model cards: docs/models.md)")
     return rows

@@ -14,8 +14,8 @@ from omegaconf import DictConfig
 
 from nst.cli.build import precision
 from nst.errors import NSTError
-from nst.export import load_any
 from nst.image import IMAGE_EXTENSIONS, list_images
+from nst.modelfile import load_any
 from nst.stylize import Job, Stylizer, Summary, stylize_files
 
 

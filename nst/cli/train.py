@@ -39,11 +39,11 @@ from nst.cli.build import (
     set_threads,
 )
 from nst.errors import NSTError
-from nst.export import load_lightning_checkpoint, load_model, warm_start
 from nst.fast import FastStyleModule
 from nst.files import ensure_folder
 from nst.image import list_images, load_image, save_image
 from nst.losses import blend_weights
+from nst.modelfile import load_lightning_checkpoint, load_model, warm_start
 from nst.stylize import Stylizer
 
 log = logging.getLogger("nst")
@@ -93,8 +93,8 @@ def check_resumable(path: Path, net_config: dict, styles: list[str], max_steps: 
             raise NSTError(f"{path}: its learning-rate schedule ends at step {total}, this run asks for "
                            f"trainer.max_steps={max_steps} (resume with trainer.max_steps={total}, or start "
                            "a new run with init_from= the exported model)")
-    if meta.get("arch") != net_config:
-        raise NSTError(f"{path}: trained with model {meta.get('arch')}, this run builds {net_config} "
+    if meta.get("args") != net_config:
+        raise NSTError(f"{path}: trained with model {meta.get('args')}, this run builds {net_config} "
                        "(pass the original run's model=... settings)")
     if meta.get("style") and meta["style"] != styles:
         log.warning("%s was trained for style %s, this run uses %s", path, meta["style"], styles)

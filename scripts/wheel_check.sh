@@ -10,7 +10,11 @@ bash "$here/scripts/setup.sh" >&2
 py="$here/${NST_VENV:-.venv}/bin/python"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-(cd "$here" && "$py" -m pip wheel -q --no-deps --no-build-isolation -w "$work/dist" . 2>/dev/null)
+# Build from a copy of the tree (tracked and new files, not ignored ones): setuptools leaves build/
+# and *.egg-info beside the sources it builds.
+mkdir "$work/src"
+(cd "$here" && git ls-files -co --exclude-standard -z | xargs -0 tar -c) | tar -x -C "$work/src"
+(cd "$work/src" && "$py" -m pip wheel -q --no-deps --no-build-isolation -w "$work/dist" . 2>/dev/null)
 wheel="$(ls "$work"/dist/nst-*.whl)"
 "$py" -m venv "$work/venv"
 site="$("$work/venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"

@@ -9,7 +9,7 @@ The Python API for notebooks and scripts::
 
 (``nst.stylize`` is the inference module; its options are in ``nst.api.stylize``.)
 
-Heavier pieces (``nst.gatys.optimize``, ``nst.export``, ``nst.losses.PerceptualLoss``) are
+Heavier pieces (``nst.gatys.optimize``, ``nst.export``, ``nst.perceptual.losses.PerceptualLoss``) are
 imported from their modules.
 """
 

@@ -29,9 +29,9 @@ from nst.assets import ROOT as ASSETS
 from nst.errors import NSTError
 from nst.gatys import optimize
 from nst.image import load_image
-from nst.losses import PerceptualLoss
+from nst.perceptual.losses import PerceptualLoss
+from nst.perceptual.vgg import load_vgg
 from nst.stylize import Stylizer
-from nst.vgg import VGGFeatures
 
 TERMS = ("loss", "content", "style", "tv")
 
@@ -53,7 +53,7 @@ def build_loss(settings: dict[str, Any], weights: str | None = None, seed: int =
     ``weights`` overrides the weights source (e.g. "random" for a smoke test)."""
     kwargs = {k: v for k, v in settings.items() if k not in ("arch", "weights")}
     layers = list(dict.fromkeys([*kwargs.get("content_layers", {}), *kwargs["style_layers"]]))
-    vgg = VGGFeatures(settings["arch"], weights or settings["weights"], layers, seed=seed)
+    vgg = load_vgg(settings["arch"], weights or settings["weights"], layers, seed=seed)
     return PerceptualLoss(vgg, **kwargs)
 
 

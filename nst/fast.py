@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from nst import networks
-from nst.losses import PerceptualLoss
+from nst.perceptual.losses import PerceptualLoss
 from nst.transformer import TransformerNet
 
 OptimizerFactory = Callable[[Iterable[torch.nn.Parameter]], torch.optim.Optimizer]

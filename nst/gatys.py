@@ -30,7 +30,7 @@ from torch.utils.data import DataLoader, Dataset
 from nst.errors import NSTError
 from nst.image import save_image
 from nst.init import initial_image
-from nst.losses import PerceptualLoss
+from nst.perceptual.losses import PerceptualLoss
 
 OPTIMIZERS = ("lbfgs", "adam")
 DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.02}

@@ -5,7 +5,7 @@ network a style run can start from (``init_from=``), as docs/training.md measure
     .venv/bin/python scripts/train_identity.py --photos ../shared/data/photos/train \
         --output /tmp/identity_small.safetensors --channels 16 --residual 3
 
-The same LightningModule and data module as ``nst mode=train``, with nst.losses.PixelLoss in place
+The same LightningModule and data module as ``nst mode=train``, with nst.perceptual.losses.PixelLoss in place
 of the perceptual loss; the file is an ordinary nst model file (its metadata says what it is).
 """
 
@@ -20,8 +20,8 @@ import torch
 
 from nst.data import PhotoDataModule
 from nst.fast import FastStyleModule
-from nst.losses import PixelLoss
 from nst.modelfile import save_model
+from nst.perceptual.losses import PixelLoss
 from nst.transformer import TransformerNet
 
 

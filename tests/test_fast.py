@@ -18,16 +18,16 @@ from nst.callbacks import (
 from nst.errors import NSTError
 from nst.export import load_lightning_checkpoint, load_model
 from nst.fast import FastStyleModule
-from nst.losses import PerceptualLoss
+from nst.perceptual.losses import PerceptualLoss
+from nst.perceptual.vgg import load_vgg
 from nst.transformer import TransformerNet
-from nst.vgg import VGGFeatures
 
 STYLE = {"relu1_2": 1.0, "relu2_2": 1.0}  # a shallow VGG keeps these tests fast
 
 
 def make_module(seed: int = 0, **kwargs) -> FastStyleModule:
     torch.manual_seed(seed)
-    vgg = VGGFeatures("vgg16", "random", layers=list(STYLE), seed=0)
+    vgg = load_vgg("vgg16", "random", layers=list(STYLE), seed=0)
     loss = PerceptualLoss(vgg, {"relu2_2": 1.0}, STYLE, content_weight=1.0, style_weight=10.0, tv_weight=1.0)
     stripes = (torch.arange(48).view(1, 1, 1, 48) % 8 < 4).float().expand(1, 3, 48, 48)
     loss.set_style([stripes * torch.tensor([0.9, 0.3, 0.1]).view(1, 3, 1, 1) + 0.05])

@@ -9,8 +9,8 @@ from nst.errors import NSTError
 from nst.gatys import GatysModule, optimize
 from nst.image import resize, save_image
 from nst.init import initial_image
-from nst.losses import PerceptualLoss, tv_loss
-from nst.vgg import VGGFeatures
+from nst.perceptual.losses import PerceptualLoss, tv_loss
+from nst.perceptual.vgg import load_vgg
 
 STYLE = {"relu1_1": 1.0, "relu2_1": 1.0, "relu3_1": 1.0}
 
@@ -18,7 +18,7 @@ STYLE = {"relu1_1": 1.0, "relu2_1": 1.0, "relu3_1": 1.0}
 @pytest.fixture
 def loss(image) -> PerceptualLoss:
     """A shallow Gatys-like loss (cheap on 2 cores) with the style of a pattern set."""
-    vgg = VGGFeatures("vgg16", "random", layers=[*STYLE, "relu2_2"], seed=0)
+    vgg = load_vgg("vgg16", "random", layers=[*STYLE, "relu2_2"], seed=0)
     loss = PerceptualLoss(vgg, {"relu2_2": 1.0}, STYLE, content_weight=1.0, style_weight=10.0, tv_weight=1.0)
     stripes = (torch.arange(40).view(1, 1, 1, 40) % 8 < 4).float().expand(1, 3, 40, 40)
     loss.set_style([stripes * torch.tensor([0.9, 0.3, 0.1]).view(1, 3, 1, 1)])

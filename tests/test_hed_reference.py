@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from nst.image import load_image
-from nst.vgg import VGGFeatures
+from nst.perceptual.vgg import load_vgg
 
 DATA = Path(__file__).parent / "data"
 
@@ -19,7 +19,7 @@ DATA = Path(__file__).parent / "data"
 @pytest.mark.slow
 def test_hed_features_match_the_keras_model():
     ref = json.loads((DATA / "hed_reference.json").read_text())["layers"]
-    vgg = VGGFeatures("vgg16", "hed", list(ref))
+    vgg = load_vgg("vgg16", "hed", list(ref))
     with torch.no_grad():
         out = vgg(load_image(DATA / "hed_input.png"))
     for name, r in ref.items():

@@ -15,7 +15,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from nst.errors import NSTError
 from nst.hardware import busy_cores, resolve_precision
 from nst.image import load_image
-from nst.losses import PerceptualLoss
+from nst.perceptual.losses import PerceptualLoss
 
 if TYPE_CHECKING:  # Lightning costs seconds to import; modes that build no Trainer never pay it
     import pytorch_lightning as pl

@@ -27,7 +27,7 @@ from nst.color import color_mode, match_color, transfer_luminance
 from nst.errors import NSTError
 from nst.gatys import GatysResult, SaveEvery, optimize
 from nst.image import IMAGE_EXTENSIONS, load_image, resize, save_image
-from nst.losses import PerceptualLoss
+from nst.perceptual.losses import PerceptualLoss
 
 log = logging.getLogger("nst")
 

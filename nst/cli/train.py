@@ -42,8 +42,8 @@ from nst.errors import NSTError
 from nst.fast import FastStyleModule
 from nst.files import ensure_folder
 from nst.image import list_images, load_image, save_image
-from nst.losses import blend_weights
 from nst.modelfile import load_lightning_checkpoint, load_model, warm_start
+from nst.perceptual.losses import blend_weights
 from nst.stylize import Stylizer
 
 log = logging.getLogger("nst")

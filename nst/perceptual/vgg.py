@@ -1,5 +1,8 @@
 """VGGFeatures: a frozen VGG16/19 that returns the activations of named layers.
 
+``VGGFeatures`` is built from weights already loaded (``nst.perceptual.sources.load_weights``);
+``load_vgg`` does both and is what the ``vgg`` config group instantiates.
+
 Inputs are always RGB in [0, 1]; the normalization each weights source needs (ImageNet mean/std,
 or Caffe's BGR 0-255 minus mean for the HED weights) happens here and nowhere else.
 """
@@ -13,45 +16,37 @@ import torch
 from torch import Tensor, nn
 
 from nst.errors import NSTError
-from nst.weights import _BLOCKS, _WIDTHS, WeightsInfo, load_vgg_state
+from nst.perceptual.arch import (
+    BLOCKS,
+    IMAGENET_NORM,
+    LAYER_NAMES,
+    WIDTHS,
+    VGGWeights,
+    WeightsInfo,
+    layer_table,
+)
 
 log = logging.getLogger("nst")
-
-# Layer names and torchvision indices both follow from nst.weights' one table of convs per block.
-
-
-def _layer_table(arch: str) -> list[tuple[str, str]]:
-    """[(name, kind)] in torchvision's ``features`` order: kind is conv, relu or pool."""
-    table = []
-    for b, n in enumerate(_BLOCKS[arch], start=1):
-        for i in range(1, n + 1):
-            table += [(f"conv{b}_{i}", "conv"), (f"relu{b}_{i}", "relu")]
-        table.append((f"pool{b}", "pool"))
-    return table
-
-
-LAYER_NAMES: dict[str, list[str]] = {arch: [n for n, _ in _layer_table(arch)] for arch in _BLOCKS}
-
 
 class VGGFeatures(nn.Module):
     """Frozen VGG feature extractor with named taps.
 
     Args:
         arch: ``vgg16`` or ``vgg19``.
-        weights: ``auto``, ``imagenet``, ``hed``, ``random`` or a path (see :mod:`nst.weights`).
+        weights: loaded weights (:func:`nst.perceptual.sources.load_weights`); None: a random init.
         layers: the names to return; the network is cut after the deepest one.
-        seed: for ``random`` weights.
+        seed: for the random init.
 
     ``forward(x)`` takes (N, 3, H, W) RGB in [0, 1] and returns ``{name: (N, C, h, w)}``.
     The weights are frozen and never saved in a ``state_dict``: they are reproduced from the
     weights source, so training checkpoints stay small and never carry a 500 MB loss network.
     """
 
-    def __init__(self, arch: str = "vgg16", weights: str = "auto", layers: Iterable[str] = ("relu4_2",),
-                 seed: int = 0):
+    def __init__(self, arch: str = "vgg16", weights: VGGWeights | None = None,
+                 layers: Iterable[str] = ("relu4_2",), seed: int = 0):
         super().__init__()
-        if arch not in _BLOCKS:
-            raise NSTError(f"vgg.arch={arch!r}: unknown network (choose from {', '.join(_BLOCKS)})")
+        if arch not in BLOCKS:
+            raise NSTError(f"vgg.arch={arch!r}: unknown network (choose from {', '.join(BLOCKS)})")
         self.arch = arch
         self.layers = list(dict.fromkeys(layers))
         unknown = [n for n in self.layers if n not in LAYER_NAMES[arch]]
@@ -60,9 +55,14 @@ class VGGFeatures(nn.Module):
                            f"(names look like relu4_2, conv5_1, pool3)")
         if not self.layers:
             raise NSTError("VGGFeatures needs at least one layer")
-        table = _layer_table(arch)
+        table = layer_table(arch)
         depth = max(LAYER_NAMES[arch].index(n) for n in self.layers) + 1
-        state, info = load_vgg_state(arch, weights, seed=seed)
+        if weights is None:
+            weights = VGGWeights(arch, None, WeightsInfo("random", dict(IMAGENET_NORM), False,
+                                                         f"random init (seed {seed})"))
+        if weights.arch != arch:
+            raise NSTError(f"VGGFeatures({arch!r}) was given weights for {weights.arch}")
+        state, info = weights.state, weights.info
         self.info: WeightsInfo = info
         self.weights_source = info.name
 
@@ -71,8 +71,8 @@ class VGGFeatures(nn.Module):
         for name, kind in table[:depth]:
             if kind == "conv":
                 block = int(name[4]) - 1
-                modules.append(nn.Conv2d(in_ch, _WIDTHS[block], 3, padding=1))
-                in_ch = _WIDTHS[block]
+                modules.append(nn.Conv2d(in_ch, WIDTHS[block], 3, padding=1))
+                in_ch = WIDTHS[block]
             elif kind == "relu":
                 # Not in place: the tapped activation must survive the next layer.
                 modules.append(nn.ReLU(inplace=False))
@@ -166,3 +166,14 @@ def _fill_own_weights(module: VGGFeatures, state_dict: dict, prefix: str, *args)
     # Checkpoints do not carry the frozen weights (see _drop_own_weights): keep the ones we have.
     for key, value in module.features.state_dict().items():
         state_dict.setdefault(f"{prefix}features.{key}", value)
+
+
+def load_vgg(arch: str = "vgg16", weights: str = "auto", layers: Iterable[str] = ("relu4_2",),
+             seed: int = 0) -> VGGFeatures:
+    """Load ``weights`` (``auto``, ``imagenet``, ``hed``, ``random`` or a path: see
+    :mod:`nst.perceptual.sources`) and build the VGGFeatures tapping ``layers``."""
+    from nst.perceptual.sources import load_weights  # the sources may fetch: only when asked to
+
+    if arch not in BLOCKS:
+        raise NSTError(f"vgg.arch={arch!r}: unknown network (choose from {', '.join(BLOCKS)})")
+    return VGGFeatures(arch, load_weights(arch, str(weights), seed=seed), layers, seed=seed)

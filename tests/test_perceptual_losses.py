@@ -3,13 +3,20 @@ from __future__ import annotations
 import pytest
 import torch
 
-from nst.losses import PerceptualLoss, blend_weights, content_loss, gram_matrix, style_loss, tv_loss
-from nst.vgg import VGGFeatures
+from nst.perceptual.losses import (
+    PerceptualLoss,
+    blend_weights,
+    content_loss,
+    gram_matrix,
+    style_loss,
+    tv_loss,
+)
+from nst.perceptual.vgg import load_vgg
 
 
 @pytest.fixture(scope="module")
 def vgg():
-    return VGGFeatures("vgg16", "random", ["relu1_2", "relu2_2", "relu3_3"])
+    return load_vgg("vgg16", "random", ["relu1_2", "relu2_2", "relu3_3"])
 
 
 def make_loss(vgg, **kw):

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from nst.errors import NSTError
-from nst.vgg import VGGFeatures
+from nst.perceptual.vgg import VGGFeatures
 
 _EPS = 1e-8
 

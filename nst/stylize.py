@@ -23,8 +23,8 @@ from torch import Tensor
 from nst.color import color_mode, transfer_luminance
 from nst.errors import NSTError
 from nst.image import from_pil, load_image_alpha, save_image, to_pil
+from nst.networks.transformer import TransformerNet
 from nst.tiling import needs_tiling, stylize_tiled
-from nst.transformer import TransformerNet
 
 _AUTOCAST = {"32": None, "32-true": None, "bf16-mixed": torch.bfloat16, "bf16": torch.bfloat16,
              "bf16-true": torch.bfloat16, "16-mixed": torch.float16, "16": torch.float16}

@@ -45,10 +45,10 @@ QUIET = r".*(does not have many workers|module\(s\) in eval mode|LeafSpec).*"
 sys.path.insert(0, str(REPO))  # run from a checkout without installing
 
 from nst.gatys import optimize  # noqa: E402
+from nst.networks.transformer import TransformerNet  # noqa: E402
 from nst.perceptual.losses import PerceptualLoss  # noqa: E402
 from nst.perceptual.vgg import load_vgg  # noqa: E402
 from nst.stylize import Stylizer  # noqa: E402
-from nst.transformer import TransformerNet  # noqa: E402
 
 
 @dataclass(frozen=True)

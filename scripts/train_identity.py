@@ -18,11 +18,11 @@ import warnings
 import pytorch_lightning as pl
 import torch
 
-from nst.data import PhotoDataModule
-from nst.fast import FastStyleModule
 from nst.modelfile import save_model
+from nst.networks.transformer import TransformerNet
 from nst.perceptual.losses import PixelLoss
-from nst.transformer import TransformerNet
+from nst.training.data import PhotoDataModule
+from nst.training.module import ImageToImageModule
 
 
 def main() -> None:
@@ -48,7 +48,7 @@ def main() -> None:
     def sched(opt: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRScheduler:
         return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.steps, pct_start=0.1)
 
-    module = FastStyleModule(net, PixelLoss(), scheduler=sched, lr=args.lr)
+    module = ImageToImageModule(net, PixelLoss(), scheduler=sched, lr=args.lr)
     trainer = pl.Trainer(accelerator="cpu", max_steps=args.steps, logger=False, enable_checkpointing=False,
                          enable_model_summary=False, log_every_n_steps=50, enable_progress_bar=True)
     start = time.perf_counter()
@@ -58,7 +58,7 @@ def main() -> None:
     seconds = time.perf_counter() - start
     net.eval()
     with torch.no_grad():
-        x = next(iter(data.train_dataloader()))["image"]
+        x = next(iter(data.train_dataloader()))["input"]
         mse = float(torch.nn.functional.mse_loss(net(x), x))
     save_model(args.output, net, {"style": [], "purpose": "identity: reproduces its input (pixel MSE)",
                                   "steps": args.steps, "data": str(args.photos), "image_size": args.size,

@@ -9,7 +9,7 @@ from PIL import Image
 
 from nst.api import Stylizer, load_model, stylize
 from nst.export import save_model
-from nst.transformer import TransformerNet
+from nst.networks.transformer import TransformerNet
 
 
 @pytest.fixture

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from nst.networks.transformer import TransformerNet
 from nst.stylize import Stylizer
-from nst.transformer import TransformerNet
 
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "benchmark.py"
 

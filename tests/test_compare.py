@@ -15,7 +15,7 @@ from nst.compare import iterations_to_match, loss_settings, resolve_styles
 from nst.errors import NSTError
 from nst.export import save_model
 from nst.image import load_image, save_image
-from nst.transformer import TransformerNet
+from nst.networks.transformer import TransformerNet
 
 # What nst.cli.train stores, with shallow layers so that a step costs little on 2 cores.
 META = {"style": ["starry_night.jpg"], "style_blend": [1.0], "style_size": 32,

@@ -7,9 +7,9 @@ import logging
 import pytest
 import torch
 
-from nst.data import PhotoDataModule
 from nst.errors import NSTError
 from nst.image import save_image
+from nst.training.data import PhotoDataModule
 
 
 def _photo(seed: int, h: int = 40, w: int = 56) -> torch.Tensor:
@@ -38,7 +38,7 @@ def test_crops_have_the_size_and_range(folder):
     dm = PhotoDataModule(str(folder), image_size=32, batch_size=3, epoch_size=12)
     batches = _drain(dm)
     assert len(batches) == 4
-    x = batches[0]["image"]
+    x = batches[0]["input"]
     assert x.shape == (3, 3, 32, 32) and x.dtype == torch.float32
     assert 0.0 <= x.min() and x.max() <= 1.0
 
@@ -46,7 +46,7 @@ def test_crops_have_the_size_and_range(folder):
 def test_crops_are_random(folder):
     dm = PhotoDataModule(str(folder), image_size=24, batch_size=1, epoch_size=40, min_images=1)
     dm.setup()
-    first = [dm.dataset[0]["image"] for _ in range(6)]  # the same photo, six draws
+    first = [dm.dataset[0]["input"] for _ in range(6)]  # the same photo, six draws
     assert any(not torch.equal(first[0], other) for other in first[1:])
 
 
@@ -68,7 +68,7 @@ def test_uncached_bad_files_are_counted_once(folder, workers):
     batches = _drain(dm)
     assert dm.skipped == 2
     assert batches[-1]["skipped"] == 2
-    assert all(b["image"].shape == (2, 3, 32, 32) for b in batches)
+    assert all(b["input"].shape == (2, 3, 32, 32) for b in batches)
 
 
 def test_empty_folder_is_an_error_before_training(tmp_path):
@@ -98,6 +98,6 @@ def test_resize_sets_the_scale_of_the_crops(tmp_path):
     save_image(y, tmp_path / "ramp" / "r.png")
     dm = PhotoDataModule(str(tmp_path / "ramp"), image_size=32, resize=64, min_images=1, flip=False)
     dm.setup()
-    crop = dm.dataset[0]["image"]
+    crop = dm.dataset[0]["input"]
     span = float(crop[0, -1, 0] - crop[0, 0, 0])
     assert 0.35 < span < 0.65  # a full-height crop would span ~1.0

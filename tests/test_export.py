@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from nst.export import export_onnx, export_torchscript
-from nst.transformer import TransformerNet
+from nst.networks.transformer import TransformerNet
 
 
 @pytest.fixture

@@ -136,9 +136,9 @@ def test_sigint_and_sigterm_save_a_checkpoint_and_exit(tmp_path, sig, code):
 def test_nan_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
     """The loss turns NaN at step 5 (after the checkpoint at step 3): one NSTError naming step 5,
     last.ckpt stays the good one of step 3, and no model is exported."""
-    from nst.fast import FastStyleModule
+    from nst.training.module import ImageToImageModule
 
-    real = FastStyleModule.training_step
+    real = ImageToImageModule.training_step
 
     def poisoned(self, batch, batch_idx):
         loss = real(self, batch, batch_idx)
@@ -147,7 +147,7 @@ def test_nan_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(tmp_p
             return loss * math.nan
         return loss
 
-    monkeypatch.setattr(FastStyleModule, "training_step", poisoned)
+    monkeypatch.setattr(ImageToImageModule, "training_step", poisoned)
     out = tmp_path / "out"
     with pytest.raises(NSTError, match="step 5") as e:
         run_inprocess(tmp_path, *_files(tmp_path), "trainer.max_steps=9", f"output={out}")

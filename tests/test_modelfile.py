@@ -15,7 +15,7 @@ from nst import networks
 from nst.errors import NSTError
 from nst.export import export_onnx
 from nst.modelfile import load_any, load_lightning_checkpoint, load_model, save_model, warm_start
-from nst.transformer import TransformerNet
+from nst.networks.transformer import TransformerNet
 
 META = {"style": ["starry_night.jpg"], "loss": {"style_layers": {"relu1_2": 1.0}, "content_weight": 1.0},
         "weights": "hed", "steps": 40}

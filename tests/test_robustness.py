@@ -18,7 +18,7 @@ import nst.cli
 from nst.errors import NSTError
 from nst.export import save_model
 from nst.image import load_image, save_image
-from nst.transformer import TransformerNet
+from nst.networks.transformer import TransformerNet
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from corpus import Case, make_corpus  # noqa: E402
@@ -189,11 +189,12 @@ def test_train_output_under_a_regular_file_is_refused(tmp_path, good):
 
 
 def test_train_output_under_a_regular_file_is_refused_before_training(tmp_path, good, monkeypatch):
-    from nst.fast import FastStyleModule
+    from nst.training.module import ImageToImageModule
 
     steps = []
-    real = FastStyleModule.training_step
-    monkeypatch.setattr(FastStyleModule, "training_step", lambda self, *a: steps.append(1) or real(self, *a))
+    real = ImageToImageModule.training_step
+    monkeypatch.setattr(ImageToImageModule, "training_step",
+                        lambda self, *a: steps.append(1) or real(self, *a))
     blocker = tmp_path / "blocker"
     blocker.write_text("x")
     with pytest.raises(NSTError, match="blocker"):
@@ -433,7 +434,7 @@ def test_stylize_out_of_gpu_memory_names_the_setting_to_lower(tmp_path, good, mo
 
 
 def test_train_out_of_gpu_memory_names_the_setting_to_lower(tmp_path, good, monkeypatch):
-    monkeypatch.setattr("nst.fast.FastStyleModule.training_step", _oom)
+    monkeypatch.setattr("nst.training.module.ImageToImageModule.training_step", _oom)
     with pytest.raises(NSTError) as e:
         nst.cli.run(cfg_of(tmp_path, *TRAIN, f"style={good['style']}", f"data.root={good['photos']}",
                            f"output={tmp_path / 'out'}"))
@@ -456,7 +457,7 @@ def test_stylize_a_photo_larger_than_tile_size_goes_through_tiles(tmp_path, good
     comes out at its own size."""
     pixels = torch.rand(1, 3, 150, 200, generator=torch.Generator().manual_seed(3))
     src = save_image(pixels, tmp_path / "big.png")
-    from nst.transformer import TransformerNet as Net
+    from nst.networks.transformer import TransformerNet as Net
 
     sides = []
     real = Net.forward

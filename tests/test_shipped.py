@@ -12,7 +12,7 @@ from nst import shipped
 from nst.api import load_model
 from nst.errors import NSTError
 from nst.export import save_model
-from nst.transformer import TransformerNet
+from nst.networks.transformer import TransformerNet
 
 
 @pytest.fixture

@@ -10,9 +10,9 @@ from PIL import Image
 from nst.color import rgb_to_yiq
 from nst.errors import NSTError
 from nst.image import load_image, save_image
+from nst.networks.transformer import TransformerNet
 from nst.stylize import Job, Stylizer, stylize_files
 from nst.tiling import ramps, spans
-from nst.transformer import TransformerNet
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from nst.cli.stylize import plan_jobs
 from nst.errors import NSTError
 from nst.export import save_model
 from nst.image import load_image, save_image
-from nst.transformer import TransformerNet
+from nst.networks.transformer import TransformerNet
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import nst.cli
 from nst.errors import NSTError
 from nst.export import load_model
 from nst.image import save_image
-from nst.transformer import TransformerNet
+from nst.networks.transformer import TransformerNet
 
 TINY = ["vgg.weights=random", "logger=csv", "trainer.enable_progress_bar=false", "size=32", "style_size=48",
         "model.channels=8", "model.num_residual=1", "data.batch_size=2", "data.min_images=2",
@@ -75,13 +75,13 @@ def test_every_loss_term_is_logged(files):
 def test_init_from_starts_the_network_from_another_models_weights(files, monkeypatch):
     first = nst.cli.run(train_config(files, "trainer.max_steps=2"))
     started = {}
-    real = nst.cli.train.FastStyleModule.on_fit_start
+    real = nst.cli.train.ImageToImageModule.on_fit_start
 
     def record(module):  # the weights the optimizer starts from
         started.update({k: v.clone() for k, v in module.net.state_dict().items()})
         return real(module)
 
-    monkeypatch.setattr(nst.cli.train.FastStyleModule, "on_fit_start", record)
+    monkeypatch.setattr(nst.cli.train.ImageToImageModule, "on_fit_start", record)
     second = nst.cli.run(train_config(files, f"init_from={first}", f"output={files / 'second'}", "seed=5"))
     source = load_model(first)[0].state_dict()
     assert all(torch.equal(started[k], v) for k, v in source.items())
@@ -145,7 +145,7 @@ def test_quickstart_composes_and_builds_its_objects(tmp_path):
     assert isinstance(net, TransformerNet)
     data = instantiate(cfg.data)
     data.setup("fit")
-    assert data.dataset[0]["image"].shape == (3, cfg.size, cfg.size)
+    assert data.dataset[0]["input"].shape == (3, cfg.size, cfg.size)
 
 
 def test_johnson2016_needs_the_data_root(tmp_path):
@@ -164,8 +164,8 @@ def _progress_cfg(kind="auto", bar=True):
     ("auto", True, True, 0), ("auto", False, False, 1), ("bar", False, True, 0), ("lines", True, False, 1),
     ("none", True, False, 0)])
 def test_progress_kind_chooses_bar_or_lines(kind, tty, bar_on, lines):
-    from nst.callbacks import ProgressLines
     from nst.cli.train import progress
+    from nst.training.callbacks import ProgressLines
     bar, extra = progress(_progress_cfg(kind), tty=tty)
     assert bar is bar_on and len(extra) == lines
     assert all(isinstance(cb, ProgressLines) and cb.every == 7 for cb in extra)

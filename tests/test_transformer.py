@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from nst.transformer import InstanceNorm, TransformerNet, instance_norm
+from nst.networks.transformer import InstanceNorm, TransformerNet, instance_norm
 
 
 @pytest.fixture

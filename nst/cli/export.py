@@ -12,7 +12,7 @@ from omegaconf import DictConfig, ListConfig
 from nst.cli.stylize import require
 from nst.errors import NSTError
 from nst.export import export_onnx, export_torchscript, load_any, save_model
-from nst.transformer import TransformerNet
+from nst.networks.transformer import TransformerNet
 
 # TorchScript gets a double suffix: a plain .pt would read as a Lightning checkpoint to load_any.
 SUFFIXES = {"safetensors": ".safetensors", "torchscript": ".torchscript.pt", "onnx": ".onnx"}

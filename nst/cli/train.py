@@ -19,16 +19,6 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from nst.callbacks import (
-    AtomicCheckpointIO,
-    ExportOnEnd,
-    GracefulInterrupt,
-    NaNGuard,
-    ProgressLines,
-    SampleGrid,
-    StepCheckpoint,
-    make_grid,
-)
 from nst.cli.build import (
     as_list,
     build_logger,
@@ -39,12 +29,22 @@ from nst.cli.build import (
     set_threads,
 )
 from nst.errors import NSTError
-from nst.fast import FastStyleModule
 from nst.files import ensure_folder
 from nst.image import list_images, load_image, save_image
 from nst.modelfile import load_lightning_checkpoint, load_model, warm_start
 from nst.perceptual.losses import blend_weights
 from nst.stylize import Stylizer
+from nst.training.callbacks import (
+    AtomicCheckpointIO,
+    ExportOnEnd,
+    GracefulInterrupt,
+    NaNGuard,
+    ProgressLines,
+    SampleGrid,
+    StepCheckpoint,
+    make_grid,
+)
+from nst.training.module import ImageToImageModule
 
 log = logging.getLogger("nst")
 
@@ -121,7 +121,7 @@ def metadata(cfg: DictConfig, loss, style_paths: list[str]) -> dict[str, Any]:
     }
 
 
-def build_module(cfg: DictConfig) -> tuple[FastStyleModule, pl.LightningDataModule, list[str]]:
+def build_module(cfg: DictConfig) -> tuple[ImageToImageModule, pl.LightningDataModule, list[str]]:
     """The data (checked: NSTError before training when too few photos), the loss with its style
     targets, the network and the LightningModule; also returns the style paths."""
     if OmegaConf.is_missing(cfg.data, "root"):
@@ -140,7 +140,7 @@ def build_module(cfg: DictConfig) -> tuple[FastStyleModule, pl.LightningDataModu
         log.info("init_from: the network starts from %s (trained for %s)", cfg.init_from, source.get("style"))
     optimizer = instantiate(cfg.optimizer) if cfg.get("optimizer") else None
     scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
-    module = FastStyleModule(net, loss, optimizer=optimizer, scheduler=scheduler,
+    module = ImageToImageModule(net, loss, optimizer=optimizer, scheduler=scheduler,
                              channels_last=bool(cfg.perf.channels_last), compile=bool(cfg.perf.compile),
                              export_metadata=meta)
     return module, data, paths

@@ -1,9 +1,15 @@
-"""FastStyleModule: trains a TransformerNet for one style (Johnson et al. 2016) with PerceptualLoss.
+"""ImageToImageModule: trains any image-to-image network (nst.networks) through a loss on its output.
+
+A batch is a dict ``{"input": (N,3,H,W), "target": ...}`` in [0, 1]; without ``target`` the target
+is the input itself, as for a style network (Johnson et al. 2016: content targets are the photo's
+own activations). Super-resolution passes the high-resolution image as ``target``, a stability
+loss the shifted frame. The loss is called as ``loss(output, target)`` and returns a dict of
+terms with ``loss`` (PerceptualLoss, PixelLoss).
 
 The loss network (VGG) is frozen and never stored in checkpoints (VGGFeatures drops its weights
 from ``state_dict``; the style Gram targets are non-persistent buffers recomputed from the style
-image), so a checkpoint holds just the transformation network, the optimizer state and
-``hyper_parameters`` with ``net_config`` and ``export_metadata`` (see nst.export).
+images), so a checkpoint holds the network, the optimizer state and ``hyper_parameters`` with
+``network``, ``net_config`` and ``export_metadata`` (see nst.modelfile).
 """
 
 from __future__ import annotations
@@ -16,19 +22,18 @@ import torch
 from torch import Tensor
 
 from nst import networks
-from nst.perceptual.losses import PerceptualLoss
-from nst.transformer import TransformerNet
 
 OptimizerFactory = Callable[[Iterable[torch.nn.Parameter]], torch.optim.Optimizer]
 SchedulerFactory = Callable[[torch.optim.Optimizer], torch.optim.lr_scheduler.LRScheduler]
 
 
-class FastStyleModule(pl.LightningModule):
-    """Feed-forward style training.
+class ImageToImageModule(pl.LightningModule):
+    """Training of a feed-forward image network.
 
     Args:
-        net: the TransformerNet to train.
-        loss: a PerceptualLoss whose style targets are set (``loss.set_style``).
+        net: a registered network (nst.networks) to train.
+        loss: called as ``loss(output, target)``, returns ``{"loss": ..., other terms}``; e.g. a
+            PerceptualLoss whose style targets are set (``loss.set_style``).
         optimizer: builds the optimizer from the net's parameters (e.g. a Hydra ``_partial_``
             ``torch.optim.Adam``); None: Adam with ``lr``.
         scheduler: builds a learning-rate schedule from the optimizer, stepped every training step
@@ -38,11 +43,11 @@ class FastStyleModule(pl.LightningModule):
         compile: ``torch.compile`` the net in place (its state_dict keys stay the same).
         export_metadata: plain-JSON provenance for the exported model (style, loss, vgg, sizes).
 
-    A batch is (N, 3, S, S) in [0, 1], or a dict with ``image`` and optionally ``skipped`` (the
-    count of unreadable files so far, logged as ``data/skipped``).
+    A batch is a dict with ``input``, optionally ``target`` and ``skipped`` (the count of
+    unreadable files so far, logged as ``data/skipped``), or a bare (N, 3, S, S) tensor.
     """
 
-    def __init__(self, net: TransformerNet, loss: PerceptualLoss, optimizer: OptimizerFactory | None = None,
+    def __init__(self, net: torch.nn.Module, loss: torch.nn.Module, optimizer: OptimizerFactory | None = None,
                  scheduler: SchedulerFactory | None = None, lr: float = 1e-3, channels_last: bool = False,
                  compile: bool = False,
                  export_metadata: dict[str, Any] | None = None):
@@ -51,7 +56,7 @@ class FastStyleModule(pl.LightningModule):
         self.loss = loss
         self._optimizer = optimizer
         self._scheduler = scheduler
-        self.last_loss: Tensor | None = None  # read by nst.callbacks.NaNGuard before each optimizer step
+        self.last_loss: Tensor | None = None  # read by callbacks.NaNGuard before each optimizer step
         # Plain types only: checkpoints are read back with torch.load(weights_only=True).
         self.save_hyperparameters(ignore=["net", "loss", "optimizer", "scheduler"])
         self.hparams["network"] = networks.name_of(net)
@@ -68,16 +73,38 @@ class FastStyleModule(pl.LightningModule):
             self._compiled = True
 
     def forward(self, x: Tensor) -> Tensor:
-        """(N, 3, H, W) in [0, 1] -> stylized (N, 3, H, W) in [0, 1]."""
+        """(N, 3, H, W) in [0, 1] -> the network's output in [0, 1]."""
         return self.net(self._layout(x))
+
+    @staticmethod
+    def split(batch: Tensor | dict[str, Any]) -> tuple[Tensor, Tensor]:
+        """(input, target) of a batch; the target is the input where the batch has none."""
+        if not isinstance(batch, dict):
+            return batch, batch
+        x = batch["input"]
+        return x, batch.get("target", x)
+
+    @torch.no_grad()
+    def sample(self, x: Tensor, target: Tensor | None = None) -> tuple[Tensor, dict[str, float]]:
+        """The network's output for one (1, 3, H, W) image in eval mode, and the loss terms on it
+        (for sample grids and ``val/*`` logs; the module's train/eval mode is restored)."""
+        was_training = self.training
+        self.eval()
+        try:
+            x = x.to(self.device)
+            y = self.net(self._layout(x)).float()
+            terms = self.loss(y, x if target is None else target.to(self.device))
+        finally:
+            self.train(was_training)
+        return y, {k: float(v) for k, v in terms.items()}
 
     def _layout(self, x: Tensor) -> Tensor:
         return x.contiguous(memory_format=torch.channels_last) if self.hparams.channels_last else x
 
     def training_step(self, batch: Tensor | dict[str, Any], batch_idx: int) -> Tensor:
-        x = batch["image"] if isinstance(batch, dict) else batch
-        x = self._layout(x)
-        terms = self.loss(self.net(x), x)  # content targets: the batch itself, without grad
+        x, target = self.split(batch)
+        x, target = self._layout(x), self._layout(target)
+        terms = self.loss(self.net(x), target)
         self.last_loss = terms["loss"].detach()
         logs = {f"train/{k}": v for k, v in terms.items()}
         if isinstance(batch, dict) and "skipped" in batch:

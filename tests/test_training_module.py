@@ -1,4 +1,4 @@
-"""FastStyleModule and its callbacks: learning, checkpoints without VGG, resume, export, NaN, Ctrl-C."""
+"""ImageToImageModule and its callbacks: learning, checkpoints without VGG, resume, export, NaN, Ctrl-C."""
 
 from __future__ import annotations
 
@@ -7,7 +7,12 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
-from nst.callbacks import (
+from nst.errors import NSTError
+from nst.export import load_lightning_checkpoint, load_model
+from nst.networks.transformer import TransformerNet
+from nst.perceptual.losses import PerceptualLoss
+from nst.perceptual.vgg import load_vgg
+from nst.training.callbacks import (
     AtomicCheckpointIO,
     ExportOnEnd,
     GracefulInterrupt,
@@ -15,24 +20,20 @@ from nst.callbacks import (
     SampleGrid,
     StepCheckpoint,
 )
-from nst.errors import NSTError
-from nst.export import load_lightning_checkpoint, load_model
-from nst.fast import FastStyleModule
-from nst.perceptual.losses import PerceptualLoss
-from nst.perceptual.vgg import load_vgg
-from nst.transformer import TransformerNet
+from nst.training.module import ImageToImageModule
 
 STYLE = {"relu1_2": 1.0, "relu2_2": 1.0}  # a shallow VGG keeps these tests fast
 
 
-def make_module(seed: int = 0, **kwargs) -> FastStyleModule:
+def make_module(seed: int = 0, **kwargs) -> ImageToImageModule:
     torch.manual_seed(seed)
     vgg = load_vgg("vgg16", "random", layers=list(STYLE), seed=0)
     loss = PerceptualLoss(vgg, {"relu2_2": 1.0}, STYLE, content_weight=1.0, style_weight=10.0, tv_weight=1.0)
     stripes = (torch.arange(48).view(1, 1, 1, 48) % 8 < 4).float().expand(1, 3, 48, 48)
     loss.set_style([stripes * torch.tensor([0.9, 0.3, 0.1]).view(1, 3, 1, 1) + 0.05])
     meta = {"style": ["stripes.png"], "loss": {"style_weight": 10.0}}
-    return FastStyleModule(TransformerNet(channels=8, num_residual=1), loss, export_metadata=meta, **kwargs)
+    return ImageToImageModule(TransformerNet(channels=8, num_residual=1), loss, export_metadata=meta,
+                              **kwargs)
 
 
 class Photos(torch.utils.data.Dataset):
@@ -41,7 +42,7 @@ class Photos(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> dict:
         g = torch.Generator().manual_seed(i)
-        return {"image": torch.rand(3, 32, 32, generator=g)}
+        return {"input": torch.rand(3, 32, 32, generator=g)}
 
 
 def trainer(tmp_path, steps: int, *callbacks: pl.Callback, every: int = 2) -> pl.Trainer:
@@ -59,7 +60,7 @@ def loader() -> DataLoader:
 def test_a_few_steps_lower_the_loss_on_one_batch():
     module = make_module()
     opt = module.configure_optimizers()
-    batch = {"image": torch.rand(2, 3, 32, 32)}
+    batch = {"input": torch.rand(2, 3, 32, 32)}
     losses = []
     for _ in range(8):
         loss = module.training_step(batch, 0)
@@ -179,3 +180,30 @@ def test_sigterm_saves_a_checkpoint_between_steps(tmp_path):
         t.fit(make_module(), loader())
     assert interrupt.interrupted_at == 4
     assert torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 4
+
+
+def test_a_batch_without_target_is_its_own_target():
+    x = torch.rand(2, 3, 8, 8)
+    assert all(t is x for t in ImageToImageModule.split({"input": x}))
+    assert all(t is x for t in ImageToImageModule.split(x))
+
+
+def test_the_loss_sees_the_batch_target_when_there_is_one():
+    from nst.perceptual.losses import PixelLoss
+
+    torch.manual_seed(0)
+    net = TransformerNet(channels=4, num_residual=0)
+    module = ImageToImageModule(net, PixelLoss())
+    x, target = torch.rand(2, 3, 16, 16), torch.zeros(2, 3, 16, 16)
+    loss = module.training_step({"input": x, "target": target}, 0)
+    assert torch.allclose(loss, net(x).pow(2).mean())
+    assert not torch.allclose(loss, module.training_step({"input": x}, 0))
+
+
+def test_sample_runs_in_eval_mode_and_restores_training():
+    from nst.perceptual.losses import PixelLoss
+
+    module = ImageToImageModule(TransformerNet(channels=4, num_residual=0), PixelLoss()).train()
+    y, terms = module.sample(torch.rand(1, 3, 16, 16), target=torch.zeros(1, 3, 16, 16))
+    assert module.training and y.shape == (1, 3, 16, 16) and set(terms) == {"loss", "pixel"}
+    assert terms["loss"] == pytest.approx(float(y.pow(2).mean()))

@@ -33,7 +33,7 @@ MAX_BAD_PER_ITEM = 4  # bad-file indices one item reports to the main process (m
 
 
 class PhotoDataset(Dataset):
-    """``length`` random crops of ``paths``: item i -> {"image": (3, S, S), "bad": (MAX_BAD_PER_ITEM,)}.
+    """``length`` random crops of ``paths``: item i -> {"input": (3, S, S), "bad": (MAX_BAD_PER_ITEM,)}.
 
     Item i starts from photo ``i % len(paths)`` and moves on past unreadable ones; ``bad`` lists the
     indices of the files it found unreadable (-1 padded). ``cache`` holds decoded (3, h, w) uint8
@@ -69,7 +69,7 @@ class PhotoDataset(Dataset):
         else:
             raise NSTError(f"{self.paths[0].parent}: none of the {n} training images is readable")
         bad = (bad + [-1] * MAX_BAD_PER_ITEM)[:MAX_BAD_PER_ITEM]
-        return {"image": self._crop(img), "bad": torch.tensor(bad, dtype=torch.long)}
+        return {"input": self._crop(img), "bad": torch.tensor(bad, dtype=torch.long)}
 
     def _load(self, j: int) -> tuple[Tensor | None, str]:
         """(3, h, w) uint8 with shorter side resize_to * max(scale) (None when unreadable), why not."""
@@ -113,7 +113,7 @@ def decode(path: Path, short: int) -> tuple[Tensor | None, str]:
 
 def _worker_init(worker_id: int) -> None:
     # Ctrl-C goes to the whole process group: workers ignore it so the main process can finish
-    # the step, save a checkpoint and stop them itself (see nst.callbacks.GracefulInterrupt).
+    # the step, save a checkpoint and stop them itself (see nst.training.callbacks.GracefulInterrupt).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 

@@ -220,17 +220,13 @@ class SampleGrid(pl.Callback):
         if not self.images or step == self._last or not trainer.is_global_zero:
             return None
         self._last = step
-        was_training = pl_module.training
-        pl_module.eval()
         rows, totals = [], {}
         for img in self.images:
-            x = img.to(pl_module.device)
-            y = pl_module.net(x).float()
-            terms = pl_module.loss(y, x)
+            y, terms = pl_module.sample(img)  # the module knows its network, loss and target
             for k in ("loss", "content", "style", "tv"):
-                totals[f"val/{k}"] = totals.get(f"val/{k}", 0.0) + float(terms[k]) / len(self.images)
+                if k in terms:
+                    totals[f"val/{k}"] = totals.get(f"val/{k}", 0.0) + terms[k] / len(self.images)
             rows.append([img, y.cpu()])
-        pl_module.train(was_training)
         grid = make_grid(rows, self.height)
         path = save_image(grid, self.out_dir / f"step_{step:06d}.png")
         self.written.append(path)
@@ -238,8 +234,9 @@ class SampleGrid(pl.Callback):
             logger.log_metrics(totals, step=step)
             if isinstance(logger, WandbLogger):
                 logger.log_image(key="samples", images=[to_pil(grid)], step=step)
-        log.info("step %d: val/loss %.4g (content %.4g, style %.4g, tv %.4g), samples %s", step,
-                 totals["val/loss"], totals["val/content"], totals["val/style"], totals["val/tv"], path)
+        terms = ", ".join(f"{k[4:]} {v:.4g}" for k, v in totals.items() if k != "val/loss")
+        log.info("step %d: val/loss %.4g (%s), samples %s", step, totals.get("val/loss", float("nan")),
+                 terms, path)
         return path
 
 

@@ -97,8 +97,8 @@ def test_style_targets_are_buffers_that_follow_the_module(vgg, image):
     loss = make_loss(vgg)
     loss.set_style([image])
     names = {n for n, _ in loss.named_buffers()}
-    assert {"style_target_relu1_2", "style_target_relu3_3"} <= names
-    assert "style_target_relu1_2" not in loss.state_dict()
+    assert {"style_targets_relu1_2", "style_targets_relu3_3", "style_blend"} <= names
+    assert "style_targets_relu1_2" not in loss.state_dict()
 
 
 def test_loss_is_zero_for_the_style_image_itself_without_content_and_tv(vgg, image):
@@ -122,8 +122,8 @@ def test_blend_of_two_styles_is_the_weighted_gram(vgg, image):
     a, b = image, image.flip(-1).roll(7, -2)
     la, lb, lab = make_loss(vgg), make_loss(vgg), make_loss(vgg)
     la.set_style([a]), lb.set_style([b]), lab.set_style([a, b], [0.7, 0.3])
-    expected = 0.7 * la.style_target_relu1_2 + 0.3 * lb.style_target_relu1_2
-    torch.testing.assert_close(lab.style_target_relu1_2, expected)
+    expected = 0.7 * la.style_target("relu1_2") + 0.3 * lb.style_target("relu1_2")
+    torch.testing.assert_close(lab.style_target("relu1_2"), expected)
 
 
 def test_gradient_flows_to_the_image_only(vgg, image):
@@ -145,3 +145,18 @@ def test_too_small_style_image_names_the_file(vgg):
 
     with pytest.raises(NSTError, match="tiny.png: style image of 2x2 px is too small"):
         make_loss(vgg).set_style([torch.rand(1, 3, 2, 2)], names=["tiny.png"])
+
+
+def test_one_set_of_targets_per_style_and_per_image_scoring(vgg):
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.rand(1, 3, 24, 24, generator=g), torch.rand(1, 3, 24, 24, generator=g)
+    both = PerceptualLoss(vgg, ["relu2_2"], ["relu1_2", "relu2_2"])
+    both.set_style([a, b])
+    only_b = PerceptualLoss(vgg, ["relu2_2"], ["relu1_2", "relu2_2"])
+    only_b.set_style([b])
+    assert both.num_styles == 2 and both.style_targets_relu1_2.shape[0] == 2
+    x = torch.rand(2, 3, 24, 24, generator=g)
+    per_image = both(x, x, style=torch.tensor([1, 1]))
+    torch.testing.assert_close(per_image["style"], only_b(x, x)["style"])
+    mixed = both(x, x, style=torch.tensor([0, 1]))["style"]
+    assert not torch.allclose(mixed, per_image["style"])

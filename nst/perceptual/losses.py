@@ -95,8 +95,10 @@ class PerceptualLoss(nn.Module):
         content_weight, style_weight, tv_weight: the overall weights of the three terms.
         normalize: divide each layer's term by its target's mean square (see the module doc).
 
-    ``set_style(images, blend)`` stores the blended Gram targets as buffers (they follow
-    ``.to(device)``). ``forward(img, content)`` returns a dict: ``loss`` (the weighted total),
+    ``set_style(images, blend)`` stores one set of Gram targets per style image, (S, C, C) per
+    layer, and the blend weights, as buffers (they follow ``.to(device)``). ``forward(img, content,
+    style=None)`` scores against the blend of all styles, or with ``style`` (N,) indices each image
+    against its own style (many styles in one network). It returns a dict: ``loss`` (the weighted total),
     ``content``, ``style``, ``tv`` (weighted terms) and ``content/<layer>``, ``style/<layer>``
     (unweighted per-layer terms), all detached except ``loss``.
     """
@@ -137,19 +139,28 @@ class PerceptualLoss(nn.Module):
                 raise NSTError(f"{name}: style image of {img.shape[-1]}x{img.shape[-2]} px is too small "
                                f"for the VGG layers used (needs at least {need} px per side)")
         weights = blend_weights(len(images), blend)
-        targets: dict[str, Tensor] = {}
-        for img, w in zip(images, weights):
+        targets: dict[str, list[Tensor]] = {name: [] for name in self.style_layers}
+        for img in images:
             feats = self.vgg(img.to(self._device()), layers=list(self.style_layers))
             for name in self.style_layers:
-                g = gram_matrix(feats[name]).mean(0, keepdim=True) * w
-                targets[name] = targets[name] + g if name in targets else g
-        for name, g in targets.items():
-            # Not persistent: targets are recomputed from the style image, checkpoints stay small.
-            self.register_buffer(f"style_target_{name}", g, persistent=False)
+                targets[name].append(gram_matrix(feats[name]).mean(0))
+        # Not persistent: targets are recomputed from the style images, checkpoints stay small.
+        for name, grams in targets.items():
+            self.register_buffer(f"style_targets_{name}", torch.stack(grams), persistent=False)
+        self.register_buffer("style_blend", torch.tensor(weights, device=self._device()), persistent=False)
         self._has_style = True
 
-    def style_target(self, name: str) -> Tensor:
-        return getattr(self, f"style_target_{name}")
+    @property
+    def num_styles(self) -> int:
+        return int(self.style_blend.numel()) if self._has_style else 0
+
+    def style_target(self, name: str, style: Tensor | None = None) -> Tensor:
+        """Layer ``name``'s Gram target: the blend of all styles (1, C, C), or per image (N, C, C)
+        for ``style`` indices (N,)."""
+        grams = getattr(self, f"style_targets_{name}")
+        if style is None:
+            return (self.style_blend.to(grams.dtype).view(-1, 1, 1) * grams).sum(0, keepdim=True)
+        return grams[style.to(grams.device)]
 
     @torch.no_grad()
     def content_targets(self, content: Tensor) -> dict[str, Tensor]:
@@ -160,7 +171,8 @@ class PerceptualLoss(nn.Module):
         feats = self.vgg(content, layers=list(self.content_layers))
         return {n: feats[n].detach() for n in self.content_layers}
 
-    def forward(self, img: Tensor, content: Tensor | Mapping[str, Tensor] | None = None) -> dict[str, Tensor]:
+    def forward(self, img: Tensor, content: Tensor | Mapping[str, Tensor] | None = None,
+                style: Tensor | None = None) -> dict[str, Tensor]:
         if self.style_layers and not self._has_style:
             raise RuntimeError("PerceptualLoss.set_style() must be called before the forward pass")
         if isinstance(content, Tensor):
@@ -176,7 +188,7 @@ class PerceptualLoss(nn.Module):
                 c_total = c_total + w * term
         s_total = zero
         for name, w in self.style_layers.items():
-            term = style_loss(gram_matrix(feats[name]), self.style_target(name), self.normalize)
+            term = style_loss(gram_matrix(feats[name]), self.style_target(name, style), self.normalize)
             out[f"style/{name}"] = term.detach()
             s_total = s_total + w * term
         tv = tv_loss(img) if self.tv_weight else zero

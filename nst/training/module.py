@@ -104,7 +104,9 @@ class ImageToImageModule(pl.LightningModule):
     def training_step(self, batch: Tensor | dict[str, Any], batch_idx: int) -> Tensor:
         x, target = self.split(batch)
         x, target = self._layout(x), self._layout(target)
-        terms = self.loss(self.net(x), target)
+        # a batch of several styles says which one each image is scored against (nst.perceptual.losses)
+        style = {"style": batch["style"]} if isinstance(batch, dict) and "style" in batch else {}
+        terms = self.loss(self.net(x), target, **style)
         self.last_loss = terms["loss"].detach()
         logs = {f"train/{k}": v for k, v in terms.items()}
         if isinstance(batch, dict) and "skipped" in batch:

@@ -29,8 +29,8 @@ from nst.assets import ROOT as ASSETS
 from nst.errors import NSTError
 from nst.gatys import optimize
 from nst.image import load_image
+from nst.perceptual.build import build_loss as perceptual_loss
 from nst.perceptual.losses import PerceptualLoss
-from nst.perceptual.vgg import load_vgg
 from nst.stylize import Stylizer
 
 TERMS = ("loss", "content", "style", "tv")
@@ -49,12 +49,10 @@ def loss_settings(meta: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def build_loss(settings: dict[str, Any], weights: str | None = None, seed: int = 0) -> PerceptualLoss:
-    """A PerceptualLoss (style not set yet) on a VGG with exactly the layers ``settings`` reads;
-    ``weights`` overrides the weights source (e.g. "random" for a smoke test)."""
-    kwargs = {k: v for k, v in settings.items() if k not in ("arch", "weights")}
-    layers = list(dict.fromkeys([*kwargs.get("content_layers", {}), *kwargs["style_layers"]]))
-    vgg = load_vgg(settings["arch"], weights or settings["weights"], layers, seed=seed)
-    return PerceptualLoss(vgg, **kwargs)
+    """The model's own loss from :func:`loss_settings` (style not set yet); ``weights`` overrides
+    the weights source (e.g. "random" for a smoke test)."""
+    spec = {k: v for k, v in settings.items() if k not in ("arch", "weights")}
+    return perceptual_loss(spec, settings["arch"], weights or settings["weights"], seed=seed)
 
 
 def resolve_styles(meta: dict[str, Any], model_path: str | Path, override: Sequence[str] = ()) -> list[Path]:

@@ -46,8 +46,8 @@ sys.path.insert(0, str(REPO))  # run from a checkout without installing
 
 from nst.gatys import optimize  # noqa: E402
 from nst.networks.transformer import TransformerNet  # noqa: E402
+from nst.perceptual.build import build_loss  # noqa: E402
 from nst.perceptual.losses import PerceptualLoss  # noqa: E402
-from nst.perceptual.vgg import load_vgg  # noqa: E402
 from nst.stylize import Stylizer  # noqa: E402
 
 
@@ -79,9 +79,7 @@ def config(group: str, name: str) -> dict:
 
 def make_loss(loss_name: str, device: torch.device, style_side: int, seed: int = 0) -> PerceptualLoss:
     """A PerceptualLoss from configs/loss/<name>.yaml on a random-weight VGG16, style target set."""
-    kwargs = config("loss", loss_name)
-    layers = list(dict.fromkeys([*kwargs["content_layers"], *kwargs["style_layers"]]))
-    loss = PerceptualLoss(load_vgg("vgg16", "random", layers, seed=seed), **kwargs).to(device)
+    loss = build_loss(config("loss", loss_name), "vgg16", "random", seed=seed).to(device)
     gen = torch.Generator().manual_seed(seed)
     loss.set_style([torch.rand(1, 3, style_side, style_side, generator=gen).to(device)])
     return loss

@@ -104,7 +104,7 @@ print('torch', torch.__version__, 'cuda', torch.version.cuda, 'device', gpu, 'li
   model=$(first "$WORK"/train/*.safetensors)
   if [ -n "$model" ]; then
     step compare 90 "$PY" -m nst mode=compare trainer="$trainer" checkpoint="$model" \
-      input=nst/assets/samples size="$compare_size" iterations="$its" vgg_weights="$weights" \
+      input=nst/assets/samples size="$compare_size" iterations="$its" vgg.weights="$weights" \
       output="$WORK/compare" \
       hydra.run.dir="$WORK/hydra_compare"
   else

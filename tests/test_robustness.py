@@ -34,7 +34,7 @@ TRAIN = ["mode=train", "vgg.weights=random", "logger=none", "trainer.enable_prog
          "~loss.style_layers.relu4_3"]
 STYLIZE = ["mode=stylize", "logger=none"]
 COMPARE = ["mode=compare", "logger=none", "iterations=[1]", "size=32", "repeats=1", "picture_height=32",
-           "vgg_weights=random", "style_size=32"]
+           "vgg.weights=random", "style_size=32"]
 META = {"style": ["starry_night.jpg"], "style_blend": [1.0], "style_size": 32,
         "loss": {"content_layers": {"relu1_2": 1.0}, "style_layers": {"relu1_2": 1.0},
                  "content_weight": 1.0, "style_weight": 10.0, "tv_weight": 1.0, "normalize": True},

@@ -15,6 +15,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from nst.errors import NSTError
 from nst.hardware import busy_cores, resolve_precision
 from nst.image import load_image
+from nst.perceptual.build import build_loss as perceptual_loss
 from nst.perceptual.losses import PerceptualLoss
 
 if TYPE_CHECKING:  # Lightning costs seconds to import; modes that build no Trainer never pay it
@@ -23,20 +24,11 @@ if TYPE_CHECKING:  # Lightning costs seconds to import; modes that build no Trai
 
 log = logging.getLogger("nst")
 
-def loss_layers(loss_cfg: DictConfig) -> list[str]:
-    """Every VGG layer the loss config reads."""
-    names: list[str] = []
-    for key in ("content_layers", "style_layers"):
-        value = loss_cfg.get(key) or {}
-        names += list(value.keys() if isinstance(value, DictConfig) else value)
-    return list(dict.fromkeys(names))
-
-
 def build_loss(cfg: DictConfig) -> PerceptualLoss:
-    """The frozen VGG (cut after the deepest layer the loss reads) inside a PerceptualLoss."""
-    vgg = instantiate(cfg.vgg, layers=loss_layers(cfg.loss))
-    loss_cfg = OmegaConf.to_container(cfg.loss, resolve=True)
-    return instantiate(loss_cfg, vgg=vgg)
+    """The configured loss (``cfg.loss``) on the configured VGG (``cfg.vgg``): nst.perceptual.build."""
+    spec = OmegaConf.to_container(cfg.loss, resolve=True)
+    # compare's vgg.weights is null ("the model's own"); with no model to ask, auto
+    return perceptual_loss(spec, cfg.vgg.arch, cfg.vgg.weights or "auto", seed=cfg.vgg.get("seed", 0))
 
 
 def as_list(value) -> list:

@@ -61,6 +61,14 @@ def quiet_lightning():
         logger.setLevel(level)
 
 
+def vgg_weights(cfg: DictConfig) -> str | None:
+    """``vgg.weights`` (null: the model's own source), or the old spelling ``vgg_weights``."""
+    if cfg.get("vgg_weights"):
+        log.warning("vgg_weights= is now vgg.weights= (the same key as in every other mode)")
+        return str(cfg.vgg_weights)
+    return cfg.vgg.get("weights")
+
+
 def counts(value) -> list[int]:
     """``iterations`` as a sorted list of distinct whole numbers >= 1."""
     items = as_list(value)
@@ -161,7 +169,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         spec_loss.pop("_target_", None)
         spec_loss.update(arch=loss.vgg.arch, weights=loss.vgg.weights_source)
     else:
-        loss = build_loss(spec_loss, weights=cfg.get("vgg_weights"), seed=int(cfg.seed))
+        loss = build_loss(spec_loss, weights=vgg_weights(cfg), seed=int(cfg.seed))
     styles = resolve_styles(meta, checkpoint, [str(s) for s in as_list(cfg.get("style"))])
     blend = None if as_list(cfg.get("style")) else meta.get("style_blend")
     style_size = cfg.get("style_size") or meta.get("style_size") or size

@@ -1,0 +1,40 @@
+"""The one loss builder: a loss spec (what configs/loss/*.yaml hold, or a model card's ``loss``) and
+a VGG spec -> a PerceptualLoss on a VGG cut after the deepest layer the loss reads. The CLI, compare
+(rebuilding a model's own loss from its card) and scripts/benchmark.py all build losses here."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from nst.perceptual.losses import PerceptualLoss
+from nst.perceptual.vgg import load_vgg
+
+log = logging.getLogger("nst")
+
+# Keys of a loss spec that describe it rather than configure PerceptualLoss.
+_NOT_ARGUMENTS = ("tuned_for",)
+
+
+def loss_layers(spec: Mapping[str, Any]) -> list[str]:
+    """Every VGG layer the loss spec reads, content layers first."""
+    names: list[str] = []
+    for key in ("content_layers", "style_layers"):
+        value = spec.get(key) or {}
+        names += list(value.keys() if isinstance(value, Mapping) else value)
+    return list(dict.fromkeys(names))
+
+
+def build_loss(spec: Mapping[str, Any], arch: str = "vgg16", weights: str = "auto",
+               seed: int = 0) -> PerceptualLoss:
+    """A PerceptualLoss (style targets not set yet) from ``spec``: PerceptualLoss's keyword
+    arguments, plus optionally ``tuned_for`` (the VGG its weights were chosen with: a different
+    ``arch`` is allowed and logged, since the style/content balance then shifts)."""
+    kwargs = {k: v for k, v in spec.items() if not str(k).startswith("_") and k not in _NOT_ARGUMENTS}
+    tuned = spec.get("tuned_for")
+    if tuned and tuned != arch:
+        log.warning("this loss's weights were tuned with %s; it runs on %s here, so its style/content "
+                    "balance may differ", tuned, arch)
+    vgg = load_vgg(arch, str(weights), loss_layers(spec), seed=int(seed))
+    return PerceptualLoss(vgg, **kwargs)

@@ -19,8 +19,6 @@ from typing import Any
 
 import torch
 from omegaconf import DictConfig, OmegaConf
-from PIL import Image, ImageDraw, ImageFont
-from torch import Tensor
 
 from nst.cli.build import as_list, precision, require, set_threads
 from nst.cli.build import build_loss as build_config_loss
@@ -39,7 +37,8 @@ from nst.compare import (
 )
 from nst.errors import NSTError
 from nst.files import atomic_write_text, ensure_folder
-from nst.image import from_pil, list_images, load_image, resize, save_image, to_pil
+from nst.grid import grid
+from nst.image import list_images, load_image, save_image
 from nst.modelfile import load_any
 from nst.stylize import Stylizer
 
@@ -75,24 +74,6 @@ def counts(value) -> list[int]:
     if not items or not all(isinstance(i, int) and not isinstance(i, bool) and i >= 1 for i in items):
         raise NSTError(f"iterations={value}: give whole numbers >= 1, e.g. [50,100,300]")
     return sorted(set(items))
-
-
-def labelled_row(images: list[Tensor], labels: list[str], height: int, gap: int = 4) -> Tensor:
-    """(1, 3, H, W) images scaled to ``height`` side by side, each with its label above, on white."""
-    try:
-        font = ImageFont.load_default(size=14)
-    except (TypeError, ImportError, OSError):  # Pillow < 10.1 or without FreeType: the small bitmap font
-        font = ImageFont.load_default()
-    strip = 20
-    sizes = [(height, max(1, round(img.shape[-1] * height / img.shape[-2]))) for img in images]
-    tiles = [to_pil(resize(img.float().cpu(), size=hw)) for img, hw in zip(images, sizes)]
-    canvas = Image.new("RGB", (sum(t.width for t in tiles) + gap * (len(tiles) - 1), height + strip), "white")
-    draw, x = ImageDraw.Draw(canvas), 0
-    for tile, label in zip(tiles, labels):
-        canvas.paste(tile, (x, strip))
-        draw.text((x + 2, 3), label, fill="black", font=font)
-        x += tile.width + gap
-    return from_pil(canvas)
 
 
 def markdown(report: dict[str, Any]) -> str:
@@ -198,7 +179,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         match_s = None if match is None else runs.seconds[its[-1]] * match / its[-1]
         labels = ["content"] + [f"Gatys {c} it, {runs.seconds[c]:.3g} s" for c in its] + \
                  [f"network, {seconds * 1e3:.3g} ms"]
-        row = labelled_row([content, *(runs.images[c] for c in its), image], labels, int(cfg.picture_height))
+        row = grid([[content, *(runs.images[c] for c in its), image]], int(cfg.picture_height),
+                   labels=[labels])
         picture = save_image(row, out_dir / f"{photo.stem}_compare.jpg", quality=90)
         rows.append({"content": str(photo), "height": content.shape[-2], "width": content.shape[-1],
                      "network": net_terms, "gatys": gatys, "match_iterations": match,

@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import torch
 from omegaconf import DictConfig
 from torch import Tensor
 
@@ -26,6 +25,7 @@ from nst.cli.build import (
 from nst.color import color_mode, match_color, transfer_luminance
 from nst.errors import NSTError
 from nst.gatys import GatysResult, SaveEvery, optimize
+from nst.grid import grid
 from nst.image import IMAGE_EXTENSIONS, load_image, resize, save_image
 from nst.perceptual.losses import PerceptualLoss
 
@@ -76,12 +76,8 @@ def prepare_style(cfg: DictConfig, loss: PerceptualLoss, content: Tensor, styles
 
 
 def side_by_side(images: list[Tensor], height: int, gap: int = 4) -> Tensor:
-    """(1, 3, H_i, W_i) images scaled to ``height`` and set side by side on white, gaps of ``gap`` px."""
-    row = [resize(img.cpu().float(), size=(height, max(1, round(img.shape[-1] * height / img.shape[-2]))))
-           for img in images]
-    white = torch.ones(1, 3, height, gap)
-    parts = [p for img in row for p in (img, white)][:-1]
-    return torch.cat(parts, dim=-1)
+    """(1, 3, H_i, W_i) images scaled to ``height`` and set side by side on white (nst.grid)."""
+    return grid([images], height, gap=gap)
 
 
 def run(cfg: DictConfig) -> GatysResult:

@@ -30,6 +30,7 @@ from nst.cli.build import (
 )
 from nst.errors import NSTError
 from nst.files import ensure_folder
+from nst.grid import grid
 from nst.image import list_images, load_image, save_image
 from nst.modelfile import load_lightning_checkpoint, load_model, warm_start
 from nst.perceptual.losses import blend_weights
@@ -42,7 +43,6 @@ from nst.training.callbacks import (
     ProgressLines,
     SampleGrid,
     StepCheckpoint,
-    make_grid,
 )
 from nst.training.module import ImageToImageModule
 
@@ -225,6 +225,6 @@ def stylize_after(model_path: Path, spec: str, style_paths: list[str], out: Path
         result = save_image(y, out / f"{path.stem}_{model_path.stem}.jpg")
         print(f"stylized: {result}")
         rows.append([x, style, y])
-    sbs = save_image(make_grid(rows, height), out / "side_by_side.jpg", quality=90)
+    sbs = save_image(grid(rows, height), out / "side_by_side.jpg", quality=90)
     print(f"side by side (content | style | result): {sbs}")
     return sbs

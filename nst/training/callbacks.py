@@ -22,7 +22,8 @@ from torch import Tensor
 
 from nst.errors import NSTError
 from nst.files import atomic_path
-from nst.image import resize, save_image, to_pil
+from nst.grid import grid
+from nst.image import save_image, to_pil
 from nst.modelfile import save_model
 
 log = logging.getLogger("nst")
@@ -173,24 +174,6 @@ class NaNGuard(pl.Callback):
                        f"update (last good checkpoint: {kept}); lower optimizer.lr or the loss weights")
 
 
-def make_grid(rows: Sequence[Sequence[Tensor]], height: int, gap: int = 4) -> Tensor:
-    """Images (1|3 dims...) laid out in rows, each resized to ``height`` px high, on white: (1, 3, H, W)."""
-    lines = []
-    for row in rows:
-        tiles = [resize(t.detach().float().cpu().reshape(1, 3, *t.shape[-2:]).clamp(0, 1),
-                        size=(height, max(1, round(t.shape[-1] * height / t.shape[-2])))) for t in row]
-        parts = []
-        for t in tiles:
-            parts += [t, torch.ones(1, 3, height, gap)]
-        lines.append(torch.cat(parts[:-1], dim=-1))
-    width = max(x.shape[-1] for x in lines)
-    padded = []
-    for x in lines:
-        padded += [torch.nn.functional.pad(x, (0, width - x.shape[-1]), value=1.0),
-                   torch.ones(1, 3, gap, width)]
-    return torch.cat(padded[:-1], dim=-2)
-
-
 class SampleGrid(pl.Callback):
     """Every ``every_n_steps`` (and at the end): stylize fixed content images, write
     ``<out_dir>/step_000500.png`` (row per image: content | result), log the grid to wandb and the
@@ -227,13 +210,13 @@ class SampleGrid(pl.Callback):
                 if k in terms:
                     totals[f"val/{k}"] = totals.get(f"val/{k}", 0.0) + terms[k] / len(self.images)
             rows.append([img, y.cpu()])
-        grid = make_grid(rows, self.height)
-        path = save_image(grid, self.out_dir / f"step_{step:06d}.png")
+        picture = grid(rows, self.height)
+        path = save_image(picture, self.out_dir / f"step_{step:06d}.png")
         self.written.append(path)
         for logger in trainer.loggers:
             logger.log_metrics(totals, step=step)
             if isinstance(logger, WandbLogger):
-                logger.log_image(key="samples", images=[to_pil(grid)], step=step)
+                logger.log_image(key="samples", images=[to_pil(picture)], step=step)
         terms = ", ".join(f"{k[4:]} {v:.4g}" for k, v in totals.items() if k != "val/loss")
         log.info("step %d: val/loss %.4g (%s), samples %s", step, totals.get("val/loss", float("nan")),
                  terms, path)

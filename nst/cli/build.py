@@ -99,6 +99,21 @@ def precision(cfg: DictConfig) -> str:
     return "32-true"
 
 
+def device_settings(cfg: DictConfig) -> dict:
+    """``trainer.accelerator``/``trainer.precision``/``perf.channels_last`` -> Stylizer keyword arguments."""
+    accel = str(cfg.trainer.get("accelerator", "cpu"))
+    if accel == "auto":
+        accel = "cuda" if torch.cuda.is_available() else "cpu"
+    device = {"gpu": "cuda", "cuda": "cuda", "cpu": "cpu", "mps": "mps"}.get(accel)
+    if device is None:
+        raise NSTError(f"trainer.accelerator={accel}: stylize runs on cpu, gpu (cuda) or mps")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise NSTError("trainer.accelerator=gpu but no CUDA device is available here (use trainer=cpu)")
+    perf = cfg.get("perf") or {}
+    return {"device": device, "precision": precision(cfg),
+            "channels_last": bool(perf.get("channels_last", False))}
+
+
 def output_path(cfg: DictConfig, default_name: str) -> Path:
     """``output`` if given, else ``default_name`` inside the run folder."""
     out = cfg.get("output")

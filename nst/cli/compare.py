@@ -20,9 +20,8 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from nst.cli.build import as_list, precision, require, set_threads
+from nst.cli.build import as_list, device_settings, precision, require, set_threads
 from nst.cli.build import build_loss as build_config_loss
-from nst.cli.stylize import device_settings
 from nst.compare import (
     TERMS,
     average,

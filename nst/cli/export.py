@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, ListConfig
 
-from nst.cli.stylize import require
+from nst.cli.build import require
 from nst.errors import NSTError
 from nst.export import export_onnx, export_torchscript, load_any, save_model
 from nst.networks.transformer import TransformerNet

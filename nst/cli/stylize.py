@@ -1,6 +1,5 @@
 """``nst mode=stylize checkpoint=MODEL input=FILE|FOLDER|GLOB [output=...]``: one pass of a trained
-network over photos; the output mirrors the input's layout. Also the device settings shared with
-any mode that runs a trained network (``device_settings``)."""
+network over photos; the output mirrors the input's layout."""
 
 from __future__ import annotations
 
@@ -9,38 +8,13 @@ import os
 import sys
 from pathlib import Path
 
-import torch
 from omegaconf import DictConfig
 
-from nst.cli.build import precision
+from nst.cli.build import device_settings, require
 from nst.errors import NSTError
 from nst.image import IMAGE_EXTENSIONS, list_images
 from nst.modelfile import load_any
 from nst.stylize import Job, Stylizer, Summary, stylize_files
-
-
-def require(cfg: DictConfig, key: str, hint: str) -> object:
-    """``cfg[key]`` or a one-line error saying what to pass. (As nst.cli.build.require, which
-    imports pytorch_lightning: seconds of start-up that stylize and export do not need.)"""
-    value = cfg.get(key)
-    if value is None or value == [] or value == "":
-        raise NSTError(f"mode={cfg.mode} needs {key}=... ({hint})")
-    return value
-
-
-def device_settings(cfg: DictConfig) -> dict:
-    """``trainer.accelerator``/``trainer.precision``/``perf.channels_last`` -> Stylizer keyword arguments."""
-    accel = str(cfg.trainer.get("accelerator", "cpu"))
-    if accel == "auto":
-        accel = "cuda" if torch.cuda.is_available() else "cpu"
-    device = {"gpu": "cuda", "cuda": "cuda", "cpu": "cpu", "mps": "mps"}.get(accel)
-    if device is None:
-        raise NSTError(f"trainer.accelerator={accel}: stylize runs on cpu, gpu (cuda) or mps")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise NSTError("trainer.accelerator=gpu but no CUDA device is available here (use trainer=cpu)")
-    perf = cfg.get("perf") or {}
-    return {"device": device, "precision": precision(cfg),
-            "channels_last": bool(perf.get("channels_last", False))}
 
 
 def keep_freed_memory() -> None:

@@ -11,10 +11,11 @@ from hydra import compose, initialize_config_dir
 
 import nst.cli
 from nst.cli.build import build_loss
-from nst.cli.gatys import levels, prepare_style, side_by_side
+from nst.cli.gatys import prepare_style, side_by_side
 from nst.color import rgb_to_yiq
 from nst.errors import NSTError
 from nst.image import load_image, save_image
+from nst.multiscale import level_iterations, levels
 
 FAST = ["vgg.weights=random", "logger=none", "trainer.enable_progress_bar=false", "iterations=3"]
 
@@ -124,3 +125,10 @@ def test_cli_missing_file_is_one_line_and_nonzero_exit(tmp_path, files):
 def test_bad_output_extension_fails_before_optimizing(tmp_path, files):
     with pytest.raises(NSTError, match="result.txt"):
         nst.cli.run(config(tmp_path, files, f"output={tmp_path / 'result.txt'}", "iterations=100000"))
+
+
+def test_level_iterations_one_for_all_or_one_per_level():
+    assert level_iterations(5, 3) == [5, 5, 5]
+    assert level_iterations([1, 2], 2) == [1, 2]
+    with pytest.raises(NSTError, match="one per level"):
+        level_iterations([1, 2], 3)

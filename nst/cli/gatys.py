@@ -1,7 +1,7 @@
 """``nst mode=gatys content=photo.jpg style=painting.jpg``: the per-image optimizer of Gatys et al.
 
-Maps the config onto :func:`nst.gatys.optimize`, level by level when ``scales`` asks for a
-coarse-to-fine run, and writes the result, intermediate images and a side-by-side picture.
+Maps the config onto :func:`nst.multiscale.coarse_to_fine` (one level unless ``scales`` asks for
+more) and writes the result, intermediate images and a side-by-side picture.
 """
 
 from __future__ import annotations
@@ -24,42 +24,13 @@ from nst.cli.build import (
 )
 from nst.color import color_mode, match_color, transfer_luminance
 from nst.errors import NSTError
-from nst.gatys import GatysResult, SaveEvery, optimize
+from nst.gatys import GatysResult, SaveEvery
 from nst.grid import grid
 from nst.image import IMAGE_EXTENSIONS, load_image, resize, save_image
+from nst.multiscale import coarse_to_fine, level_iterations, levels
 from nst.perceptual.losses import PerceptualLoss
 
 log = logging.getLogger("nst")
-
-
-def levels(size: int, scales) -> list[int]:
-    """Max sides of the coarse-to-fine levels, ending at ``size`` exactly.
-
-    ``scales``: null (one level), a number of levels n (size / 2**(n-1), ..., size / 2, size), or a
-    list of max sides (those below ``size`` are kept, in increasing order, then ``size``).
-    """
-    if scales is None or scales == [] or scales == 1:
-        return [size]
-    if isinstance(scales, bool):
-        raise NSTError(f"scales={scales!r}: give a number of levels or a list of sizes like [128, 256]")
-    if isinstance(scales, int):
-        if scales < 1:
-            raise NSTError(f"scales={scales}: the number of levels must be at least 1")
-        return [max(1, round(size / 2 ** k)) for k in range(scales - 1, 0, -1)] + [size]
-    sides = as_list(scales)
-    if not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in sides):
-        raise NSTError(f"scales={list(sides)}: sizes must be positive whole numbers of pixels")
-    return sorted({s for s in sides if s < size}) + [size]
-
-
-def level_iterations(iterations, count: int) -> list[int]:
-    """``iterations`` for each level: one number for every level, or a list with one per level."""
-    its = as_list(iterations)
-    if len(its) == 1:
-        its = its * count
-    if len(its) != count or not all(isinstance(i, int) and i >= 1 for i in its):
-        raise NSTError(f"iterations={iterations}: give a number >= 1, or one per level ({count} levels)")
-    return its
 
 
 def prepare_style(cfg: DictConfig, loss: PerceptualLoss, content: Tensor, styles: list[Tensor],
@@ -99,36 +70,31 @@ def run(cfg: DictConfig) -> GatysResult:
     if out.suffix.lower() not in IMAGE_EXTENSIONS:  # fail now, not after minutes of optimization
         raise NSTError(f"output={out}: unknown image extension (use one of {', '.join(IMAGE_EXTENSIONS)})")
     logger = build_logger(cfg)  # one logger for every level: one run, one set of charts
-    init = cfg.get("init", "content")
-    result: GatysResult | None = None
-    history: list[dict[str, float]] = []
-    seconds = 0.0
-    for n, (side, steps) in enumerate(zip(sides, its)):
-        content = full if side == size else resize(full, max_side=side)
-        prepare_style(cfg, loss, content, styles, style_paths)
-        last = n == len(sides) - 1
+
+    def trainer_for(steps: int, side: int, last: bool):
+        def finish(img: Tensor) -> Tensor:  # intermediate images get the luminance treatment too
+            return transfer_luminance(img, resize(full, max_side=max(img.shape[-2:]))) \
+                if mode == "luminance" else img
+
         prefix = "" if last else f"{side}px_"
-
-        def finish(img: Tensor, content: Tensor = content) -> Tensor:
-            return transfer_luminance(img, content) if mode == "luminance" else img
-
         callbacks = [SaveEvery(cfg.save_every, Path(cfg.paths.output_dir) / "steps", prefix, finish)] \
             if cfg.get("save_every") else []
-        trainer = build_trainer(cfg, callbacks, logger=logger, max_steps=steps, enable_checkpointing=False)
-        result = optimize(content, loss, iterations=steps, optimizer=cfg.optimizer, lr=cfg.get("lr"),
-                          init=init if result is None else result.image, seed=cfg.seed, trainer=trainer,
-                          history_size=cfg.history_size, line_search=cfg.get("line_search"),
-                          channels_last=bool(cfg.get("perf", {}).get("channels_last", False)),
-                          log_prefix="gatys" if last else f"gatys_{side}px")
-        history += result.history
-        seconds += result.seconds
-        log.info("gatys %d px: %d steps in %.1f s, loss %.4g -> %.4g (content %.4g, style %.4g)", side, steps,
-                 result.seconds, result.history[0]["loss"], result.losses.get("loss", float("nan")),
-                 result.losses.get("content", float("nan")), result.losses.get("style", float("nan")))
-    assert result is not None
+        return build_trainer(cfg, callbacks, logger=logger, max_steps=steps, enable_checkpointing=False)
+
+    def report(side: int, r: GatysResult) -> None:
+        log.info("gatys %d px: %d steps in %.1f s, loss %.4g -> %.4g (content %.4g, style %.4g)", side,
+                 len(r.history), r.seconds, r.history[0]["loss"], r.losses.get("loss", float("nan")),
+                 r.losses.get("content", float("nan")), r.losses.get("style", float("nan")))
+
+    result = coarse_to_fine(
+        full, loss, sides=sides, iterations=its, init=cfg.get("init", "content"),
+        set_style=lambda level: prepare_style(cfg, loss, level, styles, style_paths),
+        trainer_for=trainer_for, on_level=report, optimizer=cfg.optimizer, lr=cfg.get("lr"), seed=cfg.seed,
+        history_size=cfg.history_size, line_search=cfg.get("line_search"),
+        channels_last=bool(cfg.get("perf", {}).get("channels_last", False)))
+    seconds = result.seconds
     image = transfer_luminance(result.image, full) if mode == "luminance" else result.image
-    # The whole run: every level's steps, their total time.
-    result.image, result.history, result.seconds = image, history, seconds
+    result.image = image
     save_image(image, out)
     style_show = styles[0] if len(styles) == 1 else side_by_side(styles, styles[0].shape[-2], gap=0)
     sbs = save_image(side_by_side([full, style_show, image], image.shape[-2]),

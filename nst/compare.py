@@ -179,3 +179,27 @@ def average(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         values = [r.get(key) for r in rows]
         out[key] = statistics.fmean(values) if None not in values else None
     return out
+
+
+def compare_photo(stylizer: Stylizer, loss: PerceptualLoss, content: Tensor, counts: Sequence[int], *,
+                  repeats: int = 3, device: torch.device | str = "cpu", **gatys: Any
+                  ) -> tuple[dict[str, Any], Tensor, GatysRuns]:
+    """The network and Gatys (snapshots at ``counts``) on one photo, all scored by ``loss``.
+
+    Returns (the row: size, ``network`` and ``gatys`` terms with seconds, the Gatys iterations that
+    reached the network's loss and their estimated seconds), the network's image, the Gatys runs.
+    ``gatys``: keyword arguments of :func:`gatys_runs` (optimizer, lr, init, seed, trainer_kwargs...).
+    """
+    image, seconds = network_run(stylizer, content, repeats)
+    runs = gatys_runs(content, loss, counts, **gatys)
+    loss.to(device)  # Lightning moves the module (and this loss with it) back to the CPU after fit
+    targets = loss.content_targets(content.to(device))
+    net_terms = {**evaluate(loss, image, targets), "seconds": seconds}
+    scored = {str(c): {**evaluate(loss, runs.images[c], targets), "seconds": runs.seconds[c]} for c in counts}
+    last = counts[-1]
+    match = iterations_to_match(runs.history, scored[str(last)]["loss"], net_terms["loss"])
+    # Seconds to the match, estimated: every iteration costs the same (one VGG forward/backward).
+    match_s = None if match is None else runs.seconds[last] * match / last
+    row = {"height": content.shape[-2], "width": content.shape[-1], "network": net_terms, "gatys": scored,
+           "match_iterations": match, "match_seconds": match_s}
+    return row, image, runs

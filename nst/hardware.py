@@ -8,9 +8,11 @@ emulated and slower still, so ``precision=auto`` picks float32.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
+import platform
 import time
 from pathlib import Path
 
@@ -78,3 +80,16 @@ def busy_cores(window: float = 0.3) -> float | None:
     if second is None or second[1] <= first[1]:
         return None
     return (second[0] - first[0]) / (second[1] - first[1]) * (os.cpu_count() or 1)
+
+
+def describe(device) -> str:
+    """The device in words, for reports: the GPU's name, or the CPU model and its core count."""
+    if device.type == "cuda":
+        import torch  # only here: the rest of this module is read before torch is needed
+
+        return torch.cuda.get_device_name(device)
+    with contextlib.suppress(OSError, StopIteration):
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        name = next(line.split(":", 1)[1].strip() for line in lines if line.startswith("model name"))
+        return f"{name} ({os.cpu_count()} cores)"
+    return f"{platform.processor() or 'cpu'} ({os.cpu_count()} cores)"

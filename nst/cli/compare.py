@@ -11,8 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
-import platform
 import warnings
 from pathlib import Path
 from typing import Any
@@ -23,22 +21,20 @@ from omegaconf import DictConfig, OmegaConf
 from nst.cli.build import as_list, device_settings, precision, require, set_threads
 from nst.cli.build import build_loss as build_config_loss
 from nst.compare import (
-    TERMS,
     average,
     build_loss,
-    evaluate,
-    gatys_runs,
-    iterations_to_match,
+    compare_photo,
     loss_settings,
-    network_run,
     resolve_styles,
     set_styles,
 )
 from nst.errors import NSTError
 from nst.files import atomic_write_text, ensure_folder
 from nst.grid import grid
+from nst.hardware import describe
 from nst.image import list_images, load_image, save_image
 from nst.modelfile import load_any
+from nst.report import markdown
 from nst.stylize import Stylizer
 
 log = logging.getLogger("nst")
@@ -73,51 +69,6 @@ def counts(value) -> list[int]:
     if not items or not all(isinstance(i, int) and not isinstance(i, bool) and i >= 1 for i in items):
         raise NSTError(f"iterations={value}: give whole numbers >= 1, e.g. [50,100,300]")
     return sorted(set(items))
-
-
-def markdown(report: dict[str, Any]) -> str:
-    """results.md: a table per photo and the average, then the headline."""
-    its = report["settings"]["iterations"]
-    head = ["| photo | method | loss | content | style | TV | seconds |", "|" + " --- |" * 7]
-
-    def rows(name: str, entry: dict[str, Any]) -> list[str]:
-        lines = [f"| {name} | Gatys {c} it | " + " | ".join(f"{entry['gatys'][str(c)][k]:.4g}" for k in TERMS)
-                 + f" | {entry['gatys'][str(c)]['seconds']:.3g} |" for c in its]
-        net = entry["network"]
-        lines.append(f"| {name} | network | " + " | ".join(f"{net[k]:.4g}" for k in TERMS)
-                     + f" | {net['seconds']:.3g} |")
-        return lines
-
-    body = [line for r in report["images"] for line in rows(Path(r["content"]).name, r)]
-    body += rows("**average**", report["average"])
-    s = report["settings"]
-    avg = report["average"]
-    net_s = max(avg["network"]["seconds"], 1e-12)
-    if avg["match_iterations"] is not None:
-        matched = (f"Gatys ({s['optimizer']}, init {s['init']}) reached the network's loss after "
-                   f"{avg['match_iterations']:.0f} iterations on average (~{avg['match_seconds']:.3g} s, "
-                   f"{avg['match_seconds'] / net_s:.0f}x the network's time)")
-    else:
-        matched = "Gatys did not reach the network's loss on every photo within the iterations run"
-    speed = avg["gatys"][str(its[-1])]["seconds"] / net_s
-    return "\n".join([
-        f"# Network vs Gatys: {Path(report['model']).name}", "",
-        (f"{len(report['images'])} photos at {s['size']} px on {report['hardware']} ({s['precision']}); "
-        f"loss: {s['vgg']} ({s['weights']} weights), style {', '.join(Path(p).name for p in s['style'])}. "
-        "Every result is scored by the same loss (weighted terms); network seconds: one forward pass with "
-        "transfers (median), Gatys seconds: time to reach that count."), "",
-        *head, *body, "",
-        f"{matched}; {its[-1]} Gatys iterations took {speed:.0f}x the network's time.", ""])
-
-
-def hardware(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    with contextlib.suppress(OSError, StopIteration):
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-        name = next(line.split(":", 1)[1].strip() for line in lines if line.startswith("model name"))
-        return f"{name} ({os.cpu_count()} cores)"
-    return f"{platform.processor() or 'cpu'} ({os.cpu_count()} cores)"
 
 
 def _json(value: Any) -> Any:
@@ -163,27 +114,19 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     rows = []
     for n, photo in enumerate(photos, start=1):
         content = load_image(photo, max_side=size)
-        image, seconds = network_run(stylizer, content, int(cfg.repeats))
         with warnings.catch_warnings(), quiet_lightning():
             warnings.filterwarnings("ignore", message=_QUIET)
-            runs = gatys_runs(content, loss, its, optimizer=cfg.optimizer, lr=cfg.get("lr"), init=cfg.init,
-                              seed=int(cfg.seed), trainer_kwargs=trainer_kwargs,
-                              channels_last=settings["channels_last"])
-        loss.to(device)  # Lightning moves the module (and this loss with it) back to the CPU after fit
-        targets = loss.content_targets(content.to(device))
-        net_terms = {**evaluate(loss, image, targets), "seconds": seconds}
-        gatys = {str(c): {**evaluate(loss, runs.images[c], targets), "seconds": runs.seconds[c]} for c in its}
-        match = iterations_to_match(runs.history, gatys[str(its[-1])]["loss"], net_terms["loss"])
-        # Seconds to the match, estimated: every iteration costs the same (one VGG forward/backward).
-        match_s = None if match is None else runs.seconds[its[-1]] * match / its[-1]
+            entry, image, runs = compare_photo(
+                stylizer, loss, content, its, repeats=int(cfg.repeats), optimizer=cfg.optimizer,
+                lr=cfg.get("lr"), init=cfg.init, seed=int(cfg.seed), trainer_kwargs=trainer_kwargs,
+                channels_last=settings["channels_last"], device=device)
+        net_terms, gatys, seconds = entry["network"], entry["gatys"], entry["network"]["seconds"]
         labels = ["content"] + [f"Gatys {c} it, {runs.seconds[c]:.3g} s" for c in its] + \
                  [f"network, {seconds * 1e3:.3g} ms"]
         row = grid([[content, *(runs.images[c] for c in its), image]], int(cfg.picture_height),
                    labels=[labels])
         picture = save_image(row, out_dir / f"{photo.stem}_compare.jpg", quality=90)
-        rows.append({"content": str(photo), "height": content.shape[-2], "width": content.shape[-1],
-                     "network": net_terms, "gatys": gatys, "match_iterations": match,
-                     "match_seconds": match_s, "picture": picture.name})
+        rows.append({"content": str(photo), **entry, "picture": picture.name})
         steps = ", ".join(f"{c} it {gatys[str(c)]['loss']:.4g} ({runs.seconds[c]:.3g} s)" for c in its)
         print(f"compare {n}/{len(photos)} {photo.name}: network loss {net_terms['loss']:.4g} in "
               f"{seconds * 1e3:.3g} ms; Gatys {steps}", flush=True)
@@ -197,7 +140,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
                            "style_size": style_size, "repeats": int(cfg.repeats),
                            "threads": torch.get_num_threads() if device.type == "cpu" else None},
               "loss": {k: v for k, v in spec_loss.items() if k not in ("arch", "weights")},
-              "torch": torch.__version__, "hardware": hardware(device), "images": rows,
+              "torch": torch.__version__, "hardware": describe(device), "images": rows,
               "average": average(rows)}
     report = _json(report)
     atomic_write_text(out_dir / "results.json", json.dumps(report, indent=2) + "\n")

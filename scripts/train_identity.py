@@ -43,7 +43,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     pl.seed_everything(args.seed, verbose=False)
     net = TransformerNet(args.channels, args.residual, output=args.output_layer)
-    data = PhotoDataModule(args.photos, image_size=args.size, batch_size=args.batch, resize=256,
+    data = PhotoDataModule(args.photos, crop=args.size, batch_size=args.batch, resize=256,
                            scale=(0.67, 1.5))
     def sched(opt: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRScheduler:
         return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.steps, pct_start=0.1)
@@ -61,7 +61,7 @@ def main() -> None:
         x = next(iter(data.train_dataloader()))["input"]
         mse = float(torch.nn.functional.mse_loss(net(x), x))
     save_model(args.output, net, {"style": [], "purpose": "identity: reproduces its input (pixel MSE)",
-                                  "steps": args.steps, "data": str(args.photos), "image_size": args.size,
+                                  "steps": args.steps, "data": str(args.photos), "crop": args.size,
                                   "batch_size": args.batch, "pixel_mse": mse, "seconds": round(seconds, 1)})
     print(f"identity network: {args.output} ({args.steps} steps, {seconds:.0f} s, pixel MSE {mse:.2e}, "
           f"PSNR {10 * torch.log10(torch.tensor(1.0 / max(mse, 1e-12))):.1f} dB)")

@@ -24,7 +24,8 @@ from nst.image import save_image
 REPO = Path(__file__).resolve().parent.parent
 # epoch_size=6 with batch_size=2: 3 steps an epoch, and ckpt_every=3 puts every checkpoint on an
 # epoch boundary (see test_resumed_weights_equal_an_uninterrupted_run for why that matters).
-TINY = ["mode=train", "vgg.weights=random", "logger=none", "trainer.enable_progress_bar=false", "size=32",
+TINY = ["mode=train", "vgg.weights=random", "logger=none", "trainer.enable_progress_bar=false",
+        "data.crop=32",
         "style_size=48", "model.channels=8", "model.num_residual=1", "data.batch_size=2", "data.min_images=2",
         "data.num_workers=0", "data.epoch_size=6", "samples.images=null", "ckpt_every=3", "seed=0",
         "~loss.style_layers.relu3_3", "~loss.style_layers.relu4_3"]

@@ -16,7 +16,8 @@ from nst.export import load_model
 from nst.image import save_image
 
 PRESETS = sorted(p.stem for p in (Path(nst.cli.config_dir()) / "experiment").glob("*.yaml"))
-TINY = ["vgg.weights=random", "logger=csv", "trainer.enable_progress_bar=false", "size=32", "style_size=48",
+TINY = ["vgg.weights=random", "logger=csv", "trainer.enable_progress_bar=false", "data.crop=32",
+        "style_size=48",
         "model.channels=8", "model.num_residual=1", "data.batch_size=2", "data.min_images=2",
         "data.num_workers=0", "trainer.max_steps=2", "ckpt_every=1", "samples.every=1", "samples.max_side=40",
         "trainer.accelerator=cpu", "trainer.precision=32-true", "threads=1",

@@ -27,7 +27,8 @@ REPO = Path(__file__).resolve().parent.parent
 GATYS = ["mode=gatys", "vgg.weights=random", "logger=none", "trainer.enable_progress_bar=false", "size=32",
          "iterations=1", "~loss.content_layers", "+loss.content_layers={relu1_2: 1.0}", "~loss.style_layers",
          "+loss.style_layers={relu1_1: 1.0}"]
-TRAIN = ["mode=train", "vgg.weights=random", "logger=none", "trainer.enable_progress_bar=false", "size=32",
+TRAIN = ["mode=train", "vgg.weights=random", "logger=none", "trainer.enable_progress_bar=false",
+         "data.crop=32",
          "style_size=48", "model.channels=8", "model.num_residual=1", "data.batch_size=2",
          "data.min_images=2",
          "trainer.max_steps=1", "ckpt_every=1", "samples.images=null", "~loss.style_layers.relu3_3",
@@ -330,7 +331,7 @@ def test_compare_odd_input_works(tmp_path, corpus, good, name):
 def test_compare_output_under_a_regular_file_is_refused_before_gatys_runs(tmp_path, good, monkeypatch):
     blocker = tmp_path / "blocker"
     blocker.write_text("x")
-    monkeypatch.setattr("nst.cli.compare.gatys_runs",
+    monkeypatch.setattr("nst.compare.gatys_runs",
                         lambda *a, **k: pytest.fail("Gatys ran before the check"))
     with pytest.raises(NSTError) as e:
         nst.cli.run(cfg_of(tmp_path, *COMPARE, f"checkpoint={good['model']}", f"input={good['photo']}",

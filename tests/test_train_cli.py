@@ -16,7 +16,8 @@ from nst.export import load_model
 from nst.image import save_image
 from nst.networks.transformer import TransformerNet
 
-TINY = ["vgg.weights=random", "logger=csv", "trainer.enable_progress_bar=false", "size=32", "style_size=48",
+TINY = ["vgg.weights=random", "logger=csv", "trainer.enable_progress_bar=false", "data.crop=32",
+        "style_size=48",
         "model.channels=8", "model.num_residual=1", "data.batch_size=2", "data.min_images=2",
         "trainer.max_steps=4", "trainer.log_every_n_steps=1", "ckpt_every=2", "samples.every=2",
         "samples.max_side=40",
@@ -56,7 +57,7 @@ def test_train_writes_checkpoint_samples_and_a_self_describing_model(files):
         doc = json.loads(f.metadata()["nst"])
     assert doc["network"] == "transformer" and doc["format_version"] == 2
     meta = doc["card"]
-    assert meta["steps"] == 4 and meta["style"] == ["waves.png"] and meta["image_size"] == 32
+    assert meta["steps"] == 4 and meta["style"] == ["waves.png"] and meta["crop"] == 32
     assert meta["vgg"] == {"arch": "vgg16", "weights": "random"}
     assert meta["loss"]["style_layers"] == {"relu1_2": 1.0, "relu2_2": 1.0}
     net, _ = load_model(path)
@@ -145,7 +146,7 @@ def test_quickstart_composes_and_builds_its_objects(tmp_path):
     assert isinstance(net, TransformerNet)
     data = instantiate(cfg.data)
     data.setup("fit")
-    assert data.dataset[0]["input"].shape == (3, cfg.size, cfg.size)
+    assert data.dataset[0]["input"].shape == (3, cfg.data.crop, cfg.data.crop)
 
 
 def test_johnson2016_needs_the_data_root(tmp_path):
@@ -180,3 +181,11 @@ def test_progress_unknown_kind_is_one_line():
     from nst.cli.train import progress
     with pytest.raises(NSTError, match="progress.kind='tqdm'"):
         progress(_progress_cfg("tqdm"))
+
+
+def test_the_old_size_spelling_still_sets_the_crop(files, caplog):
+    import logging
+    cfg = train_config(files, "data.crop=48", "size=32", "trainer.max_steps=1")
+    with caplog.at_level(logging.WARNING, logger="nst"):
+        nst.cli.run(cfg)
+    assert "is now data.crop=32" in caplog.text and cfg.data.crop == 32

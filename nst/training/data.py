@@ -40,10 +40,10 @@ class PhotoDataset(Dataset):
     images (None for a file that failed), or is None to read files on every access.
     """
 
-    def __init__(self, paths: Sequence[Path], image_size: int, resize_to: int, scale: tuple[float, float],
+    def __init__(self, paths: Sequence[Path], crop: int, resize_to: int, scale: tuple[float, float],
                  flip: bool, length: int, cache: list[Tensor | None] | None = None):
         self.paths = list(paths)
-        self.image_size = image_size
+        self.crop = crop
         self.resize_to = resize_to
         self.scale = scale
         self.flip = flip
@@ -82,14 +82,14 @@ class PhotoDataset(Dataset):
         lo, hi = self.scale
         if hi > lo:
             s = lo + (hi - lo) * torch.rand(()).item()
-            short = max(self.image_size, round(self.resize_to * s))
+            short = max(self.crop, round(self.resize_to * s))
             h, w = x.shape[-2:]
             x = resize(x, size=(max(short, round(h * short / min(h, w))),
                                 max(short, round(w * short / min(h, w)))))
         h, w = x.shape[-2:]
-        top = int(torch.randint(0, h - self.image_size + 1, ()))
-        left = int(torch.randint(0, w - self.image_size + 1, ()))
-        x = x[0, :, top: top + self.image_size, left: left + self.image_size]
+        top = int(torch.randint(0, h - self.crop + 1, ()))
+        left = int(torch.randint(0, w - self.crop + 1, ()))
+        x = x[0, :, top: top + self.crop, left: left + self.crop]
         if self.flip and torch.rand(()).item() < 0.5:
             x = x.flip(-1)
         return x.contiguous()
@@ -122,9 +122,9 @@ class PhotoDataModule(pl.LightningDataModule):
 
     Args:
         root: a folder, a file or a glob of images.
-        image_size: side of the square crops (the config's top-level ``size``).
+        crop: side of the square crops (``data.crop``).
         batch_size, num_workers: as for a DataLoader (workers are persistent).
-        resize: the shorter side before cropping (None: ``image_size``); must be >= image_size.
+        resize: the shorter side before cropping (None: ``crop``); must be >= crop.
         scale: [lo, hi] random factor on ``resize`` per crop (scale augmentation; [1, 1]: none).
         flip: random horizontal flips.
         epoch_size: crops per epoch (None: the number of photos, at least 50 batches).
@@ -132,25 +132,25 @@ class PhotoDataModule(pl.LightningDataModule):
         min_images: fewer readable photos than this is an error before training starts.
     """
 
-    def __init__(self, root: str, image_size: int = 256, batch_size: int = 4, num_workers: int = 0,
+    def __init__(self, root: str, crop: int = 256, batch_size: int = 4, num_workers: int = 0,
                  resize: int | None = None, scale: Sequence[float] = (1.0, 1.0), flip: bool = True,
                  epoch_size: int | None = None, cache: bool | str = "auto", cache_max: int = 2000,
                  min_images: int = 4):
         super().__init__()
-        if image_size is None or int(image_size) < 1:
-            raise NSTError(f"data.image_size={image_size}: the crop size must be a positive number of pixels "
-                           "(set size=...)")
+        if crop is None or int(crop) < 1:
+            raise NSTError(f"data.crop={crop}: the crop size must be a positive number of pixels "
+                           "(set data.crop=...)")
         self.root = str(root)
-        self.image_size = int(image_size)
+        self.crop = int(crop)
         self.batch_size = int(batch_size)
         self.num_workers = int(num_workers)
-        self.resize_to = int(resize) if resize else self.image_size
+        self.resize_to = int(resize) if resize else self.crop
         self.scale = (float(scale[0]), float(scale[1]))
         if not 0 < self.scale[0] <= self.scale[1]:
             raise NSTError(f"data.scale={list(scale)}: need 0 < lo <= hi")
-        if self.resize_to * self.scale[0] < self.image_size - 0.5:
+        if self.resize_to * self.scale[0] < self.crop - 0.5:
             raise NSTError(f"data.resize={self.resize_to} x data.scale[0]={self.scale[0]} is smaller than "
-                           f"the crop size {self.image_size}: the crops would not fit")
+                           f"the crop size {self.crop}: the crops would not fit")
         if self.batch_size < 1 or self.num_workers < 0:
             raise NSTError(f"data.batch_size={batch_size}, data.num_workers={num_workers}: "
                            "need >= 1 and >= 0")
@@ -197,11 +197,11 @@ class PhotoDataModule(pl.LightningDataModule):
             raise NSTError(f"data.root={self.root}: {good} readable image(s) of {len(paths)} found, training "
                            f"needs at least data.min_images={self.min_images}")
         length = self.epoch_size or max(len(paths), 50 * self.batch_size)
-        self.dataset = PhotoDataset(paths, self.image_size, self.resize_to, self.scale, self.flip,
+        self.dataset = PhotoDataset(paths, self.crop, self.resize_to, self.scale, self.flip,
                                     int(length), cache)
         self.dataset.known_bad |= self.bad
         log.info("data: %d photos in %s (%s), %d px crops, batch %d", len(paths) - self.skipped, self.root,
-                 "cached in memory" if use_cache else "read from disk", self.image_size, self.batch_size)
+                 "cached in memory" if use_cache else "read from disk", self.crop, self.batch_size)
 
     def _note_bad(self, indices: Sequence[int], paths: Sequence[Path], why: str = "") -> None:
         for i in indices:

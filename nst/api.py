@@ -3,7 +3,8 @@
     import nst
     model = nst.load_model("starry.safetensors")      # or a Lightning .ckpt
     out = model(Image.open("photo.jpg"))               # PIL in -> PIL out (alpha kept)
-    out = nst.stylize(model, tensor, strength=0.8)     # (3,H,W)/(N,3,H,W) in [0,1] -> same shape
+    from nst.api import stylize                        # (nst.stylize is the module behind Stylizer)
+    out = stylize(model, tensor, strength=0.8)         # (3,H,W)/(N,3,H,W) in [0,1] -> same shape
 
 Needs neither Hydra nor Lightning.
 """

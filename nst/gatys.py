@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from nst.errors import NSTError
 from nst.image import save_image
-from nst.init import initial_image
+from nst.initial_image import initial_image
 from nst.perceptual.losses import PerceptualLoss
 
 OPTIMIZERS = ("lbfgs", "adam")

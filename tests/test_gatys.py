@@ -8,7 +8,7 @@ import torch
 from nst.errors import NSTError
 from nst.gatys import GatysModule, optimize
 from nst.image import resize, save_image
-from nst.init import initial_image
+from nst.initial_image import initial_image
 from nst.perceptual.losses import PerceptualLoss, tv_loss
 from nst.perceptual.vgg import load_vgg
 

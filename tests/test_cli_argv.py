@@ -122,3 +122,18 @@ def test_train_with_output_keeps_its_config_and_log_in_the_output_folder(tmp_pat
     # stderr is a pipe here: progress comes as log lines, not tqdm redraws
     logs = res.stdout + res.stderr
     assert "\r" not in logs and "step 2/2 (100 %), loss" in logs
+
+
+def test_gatys_with_output_keeps_its_steps_beside_the_result(tmp_path):
+    g = torch.Generator().manual_seed(0)
+    save_image(torch.rand(1, 3, 32, 32, generator=g), tmp_path / "c.png")
+    save_image(torch.rand(1, 3, 32, 32, generator=g), tmp_path / "s.png")
+    res = nst("mode=gatys", f"content={tmp_path / 'c.png'}", f"style={tmp_path / 's.png'}", "size=32",
+              "iterations=2", "save_every=1", "vgg.weights=random", "logger=none",
+              "~loss.content_layers", "+loss.content_layers={relu1_2: 1.0}", "~loss.style_layers",
+              "+loss.style_layers={relu1_1: 1.0}",
+              f"output={tmp_path / 'res' / 'out.png'}", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert not (tmp_path / "outputs").exists()
+    assert (tmp_path / "res" / "out.png").is_file()
+    assert any((tmp_path / "res" / "out_run" / "steps").iterdir())

@@ -114,6 +114,25 @@ def device_settings(cfg: DictConfig) -> dict:
             "channels_last": bool(perf.get("channels_last", False))}
 
 
+def pixels(cfg: DictConfig, key: str = "size", optional: bool = False) -> int | None:
+    """``cfg[key]`` as a positive whole number of pixels (None allowed when ``optional``), else one line."""
+    value = cfg.get(key)
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        hint = " (or null)" if optional else ""
+        raise NSTError(f"{key}={value!r}: must be a positive whole number of pixels{hint}")
+    return value
+
+
+def output_folder(cfg: DictConfig, default_sub: str | None = None) -> Path:
+    """``output`` when given (a folder), else the run folder (or ``default_sub`` inside it)."""
+    if cfg.get("output"):
+        return Path(cfg.output)
+    run = Path(cfg.paths.output_dir)
+    return run / default_sub if default_sub else run
+
+
 def output_path(cfg: DictConfig, default_name: str) -> Path:
     """``output`` if given, else ``default_name`` inside the run folder."""
     out = cfg.get("output")

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from nst.cli.build import as_list, device_settings, precision, require, set_threads
+from nst.cli.build import as_list, device_settings, output_folder, pixels, precision, require, set_threads
 from nst.cli.build import build_loss as build_config_loss
 from nst.compare import (
     average,
@@ -79,9 +79,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     checkpoint = Path(str(require(cfg, "checkpoint", "an exported .safetensors model or a Lightning .ckpt")))
     spec = str(require(cfg, "input", "a folder or glob of content photos"))
     its = counts(cfg.iterations)
-    size = cfg.get("size")
-    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-        raise NSTError(f"size={size!r}: must be a positive whole number of pixels")
+    size = pixels(cfg, "size")
     limit = cfg.get("limit")
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise NSTError(f"limit={limit!r}: must be a whole number >= 1 (or null)")
@@ -108,7 +106,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     loss.to(device)
 
     photos = list_images(spec)[:limit] if limit else list_images(spec)
-    out_dir = ensure_folder(Path(cfg.output) if cfg.get("output") else Path(cfg.paths.output_dir) / "compare")
+    out_dir = ensure_folder(output_folder(cfg, "compare"))
     trainer_kwargs = {"accelerator": "gpu" if device.type == "cuda" else "cpu",
                       "precision": precision(cfg)}
     rows = []

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, ListConfig
 
-from nst.cli.build import require
+from nst.cli.build import output_folder, require
 from nst.errors import NSTError
 from nst.export import export_onnx, export_torchscript, load_any, save_model
 from nst.networks.transformer import TransformerNet
@@ -54,7 +54,7 @@ def run(cfg: DictConfig) -> dict[str, Path]:
     if unknown or not formats:
         raise NSTError(f"formats={formats}: choose from {', '.join(SUFFIXES)}")
     net, meta = load_any(checkpoint)
-    out_dir = Path(cfg.get("output") or cfg.paths.output_dir)
+    out_dir = output_folder(cfg)
     stem = checkpoint.stem or "model"
     written: dict[str, Path] = {}
     for fmt in dict.fromkeys(formats):

@@ -19,6 +19,7 @@ from nst.cli.build import (
     build_trainer,
     load_styles,
     output_path,
+    pixels,
     require,
     set_style,
 )
@@ -53,9 +54,7 @@ def side_by_side(images: list[Tensor], height: int, gap: int = 4) -> Tensor:
 
 def run(cfg: DictConfig) -> GatysResult:
     content_path = str(require(cfg, "content", "the photo to restyle"))
-    size = cfg.get("size")
-    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
-        raise NSTError(f"size={size!r}: must be a positive whole number of pixels (or null)")
+    size = pixels(cfg, "size", optional=True)
     mode = color_mode(cfg.get("preserve_color"))
     full = load_image(content_path, max_side=size)
     size = max(full.shape[-2:])
@@ -69,7 +68,10 @@ def run(cfg: DictConfig) -> GatysResult:
     out = output_path(cfg, f"{Path(content_path).stem}_{Path(style_paths[0]).stem}.png")
     if out.suffix.lower() not in IMAGE_EXTENSIONS:  # fail now, not after minutes of optimization
         raise NSTError(f"output={out}: unknown image extension (use one of {', '.join(IMAGE_EXTENSIONS)})")
-    logger = build_logger(cfg)  # one logger for every level: one run, one set of charts
+    # With output= there is no Hydra run folder (nst/cli/argv.py): the steps and the logs of this
+    # run go beside the result, in <name>_run/.
+    run_dir = out.with_name(f"{out.stem}_run") if cfg.get("output") else Path(cfg.paths.output_dir)
+    logger = build_logger(cfg, save_dir=run_dir)  # one logger for every level: one run, one set of charts
 
     def trainer_for(steps: int, side: int, last: bool):
         def finish(img: Tensor) -> Tensor:  # intermediate images get the luminance treatment too
@@ -77,9 +79,10 @@ def run(cfg: DictConfig) -> GatysResult:
                 if mode == "luminance" else img
 
         prefix = "" if last else f"{side}px_"
-        callbacks = [SaveEvery(cfg.save_every, Path(cfg.paths.output_dir) / "steps", prefix, finish)] \
+        callbacks = [SaveEvery(cfg.save_every, run_dir / "steps", prefix, finish)] \
             if cfg.get("save_every") else []
-        return build_trainer(cfg, callbacks, logger=logger, max_steps=steps, enable_checkpointing=False)
+        return build_trainer(cfg, callbacks, logger=logger, max_steps=steps, enable_checkpointing=False,
+                             default_root_dir=str(run_dir))
 
     def report(side: int, r: GatysResult) -> None:
         log.info("gatys %d px: %d steps in %.1f s, loss %.4g -> %.4g (content %.4g, style %.4g)", side,

@@ -25,6 +25,7 @@ from nst.cli.build import (
     build_loss,
     build_trainer,
     load_styles,
+    output_folder,
     set_style,
     set_threads,
 )
@@ -56,7 +57,7 @@ _QUIET = (".*does not have many workers.*", ".*dataloader is not resumable.*",
 
 
 def output_dir(cfg: DictConfig) -> Path:
-    return Path(cfg.output) if cfg.get("output") else Path(cfg.paths.output_dir)
+    return output_folder(cfg)
 
 
 def style_stem(paths: list[str]) -> str:

@@ -361,7 +361,7 @@ def test_gatys_vgg_weights_of_the_wrong_shape_are_refused(tmp_path, good):
 def test_train_resume_from_a_crafted_pickle_is_refused_and_not_executed(tmp_path, good, evil):
     path, marker = evil
     refused(tmp_path, path, "refusing to load", *TRAIN, f"style={good['style']}",
-            f"data.root={good['photos']}", f"ckpt_path={path}")
+            f"data.root={good['photos']}", f"resume={path}")
     assert not marker.exists()
 
 

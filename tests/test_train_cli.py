@@ -189,3 +189,17 @@ def test_the_old_size_spelling_still_sets_the_crop(files, caplog):
     with caplog.at_level(logging.WARNING, logger="nst"):
         nst.cli.run(cfg)
     assert "is now data.crop=32" in caplog.text and cfg.data.crop == 32
+
+
+def test_resume_from_a_checkpoint_file_and_the_old_ckpt_path_spelling(files, caplog):
+    import logging
+    import shutil
+    nst.cli.run(train_config(files, "trainer.max_steps=2"))
+    saved = shutil.copy(files / "out" / "checkpoints" / "last.ckpt", files / "two.ckpt")
+    nst.cli.run(train_config(files, "trainer.max_steps=3", f"resume={saved}"))
+    assert torch.load(files / "out" / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 3
+    with caplog.at_level(logging.WARNING, logger="nst"):
+        nst.cli.run(train_config(files, "trainer.max_steps=3", f"ckpt_path={saved}"))
+    assert "ckpt_path= is now resume=PATH" in caplog.text
+    with pytest.raises(NSTError, match="resume=.*missing.ckpt: no such checkpoint file"):
+        nst.cli.run(train_config(files, f"resume={files / 'missing.ckpt'}"))

@@ -66,18 +66,22 @@ def style_stem(paths: list[str]) -> str:
 
 
 def resume_path(cfg: DictConfig, out: Path) -> Path | None:
-    """The checkpoint to continue from: ``ckpt_path``, or ``<output>/checkpoints/last.ckpt`` with
-    resume=true."""
+    """The checkpoint to continue from: ``resume=PATH``, or ``<output>/checkpoints/last.ckpt`` with
+    ``resume=true`` (``ckpt_path=PATH`` is the old spelling of ``resume=PATH``)."""
+    resume = cfg.get("resume")
     if cfg.get("ckpt_path"):
-        path = Path(cfg.ckpt_path).expanduser()
+        log.warning("ckpt_path= is now resume=PATH (one key for where a run continues from)")
+        resume = str(cfg.ckpt_path)
+    if isinstance(resume, str) and resume.lower() not in ("true", "false", ""):
+        path = Path(resume).expanduser()
         if not path.is_file():
-            raise NSTError(f"ckpt_path={cfg.ckpt_path}: no such checkpoint file")
+            raise NSTError(f"resume={resume}: no such checkpoint file")
         return path
-    if cfg.get("resume"):
+    if resume is True or (isinstance(resume, str) and resume.lower() == "true"):
         path = out / "checkpoints" / "last.ckpt"
         if not path.is_file():
             raise NSTError(f"resume=true: no checkpoint at {path} (pass output=<the earlier run's folder>, "
-                           "or ckpt_path=FILE)")
+                           "or resume=FILE)")
         return path
     return None
 

@@ -21,6 +21,7 @@ TINY = ["vgg.weights=random", "logger=csv", "trainer.enable_progress_bar=false",
         "model.channels=8", "model.num_residual=1", "data.batch_size=2", "data.min_images=2",
         "data.num_workers=0", "trainer.max_steps=2", "ckpt_every=1", "samples.every=1", "samples.max_side=40",
         "trainer.accelerator=cpu", "trainer.precision=32-true", "threads=1",
+        "init_from=null",  # the tiny net fits no shipped model: test_preset_warm_start_fits checks those
         "~loss.style_layers.relu3_3", "~loss.style_layers.relu4_3"]
 
 
@@ -44,3 +45,18 @@ def test_preset_trains_two_steps(preset, tmp_path):
     net, meta = load_model(model)
     assert meta["steps"] == 2 and net.config["channels"] == 8
     assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_preset_warm_start_fits_its_network(preset):
+    """A preset's init_from (a shipped model) has the architecture of the preset's own model."""
+    from hydra.utils import instantiate
+
+    from nst.modelfile import warm_start
+
+    with initialize_config_dir(config_dir=nst.cli.config_dir(), version_base="1.3"):
+        cfg = compose("config", overrides=[f"experiment={preset}", "paths.output_dir=/tmp/unused"])
+    if not cfg.get("init_from"):
+        pytest.skip(f"{preset} starts from scratch")
+    meta = warm_start(instantiate(cfg.model), cfg.init_from)
+    assert meta["network"] == "transformer" and meta["steps"] > 0

@@ -30,3 +30,19 @@ def test_every_loss_config_names_the_vgg_it_was_tuned_for():
     from pathlib import Path
     for path in sorted((Path(config_dir()) / "loss").glob("*.yaml")):
         assert yaml.safe_load(path.read_text()).get("tuned_for") in ("vgg16", "vgg19"), path.name
+
+
+def test_the_cli_builds_its_vgg_through_the_vgg_groups_target(monkeypatch):
+    from hydra import compose, initialize_config_dir
+
+    import nst.perceptual.vgg
+    from nst.cli.build import build_loss as build_config_loss
+
+    calls = []
+    real = nst.perceptual.vgg.load_vgg
+    monkeypatch.setattr(nst.perceptual.vgg, "load_vgg", lambda **kw: calls.append(kw) or real(**kw))
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        cfg = compose("config", overrides=["mode=train", "vgg.weights=random", "paths.output_dir=/tmp/x"])
+    loss = build_config_loss(cfg)
+    assert calls and calls[0]["layers"] == loss_layers(cfg.loss) and calls[0]["weights"] == "random"
+    assert loss.vgg.layers == loss_layers(cfg.loss)

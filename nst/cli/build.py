@@ -15,7 +15,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from nst.errors import NSTError
 from nst.hardware import busy_cores, resolve_precision
 from nst.image import load_image
-from nst.perceptual.build import build_loss as perceptual_loss
+from nst.perceptual.build import loss_layers, loss_on
 from nst.perceptual.losses import PerceptualLoss
 
 if TYPE_CHECKING:  # Lightning costs seconds to import; modes that build no Trainer never pay it
@@ -25,10 +25,12 @@ if TYPE_CHECKING:  # Lightning costs seconds to import; modes that build no Trai
 log = logging.getLogger("nst")
 
 def build_loss(cfg: DictConfig) -> PerceptualLoss:
-    """The configured loss (``cfg.loss``) on the configured VGG (``cfg.vgg``): nst.perceptual.build."""
+    """The configured loss (``cfg.loss``) on the VGG the ``vgg`` group instantiates, cut after the
+    deepest layer the loss reads (nst.perceptual.build)."""
     spec = OmegaConf.to_container(cfg.loss, resolve=True)
     # compare's vgg.weights is null ("the model's own"); with no model to ask, auto
-    return perceptual_loss(spec, cfg.vgg.arch, cfg.vgg.weights or "auto", seed=cfg.vgg.get("seed", 0))
+    vgg = instantiate(cfg.vgg, layers=loss_layers(spec), weights=cfg.vgg.weights or "auto")
+    return loss_on(spec, vgg)
 
 
 def as_list(value) -> list:

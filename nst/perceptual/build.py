@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from nst.perceptual.losses import PerceptualLoss
-from nst.perceptual.vgg import load_vgg
+from nst.perceptual.vgg import VGGFeatures, load_vgg
 
 log = logging.getLogger("nst")
 
@@ -26,15 +26,21 @@ def loss_layers(spec: Mapping[str, Any]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def build_loss(spec: Mapping[str, Any], arch: str = "vgg16", weights: str = "auto",
-               seed: int = 0) -> PerceptualLoss:
-    """A PerceptualLoss (style targets not set yet) from ``spec``: PerceptualLoss's keyword
-    arguments, plus optionally ``tuned_for`` (the VGG its weights were chosen with: a different
-    ``arch`` is allowed and logged, since the style/content balance then shifts)."""
+def loss_on(spec: Mapping[str, Any], vgg: VGGFeatures) -> PerceptualLoss:
+    """A PerceptualLoss (style targets not set yet) from ``spec`` on ``vgg``, which must tap
+    :func:`loss_layers` ``(spec)``. ``spec``: PerceptualLoss's keyword arguments, plus optionally
+    ``tuned_for`` (the VGG its weights were chosen with: another one is allowed and logged, since
+    the style/content balance then shifts)."""
     kwargs = {k: v for k, v in spec.items() if not str(k).startswith("_") and k not in _NOT_ARGUMENTS}
     tuned = spec.get("tuned_for")
-    if tuned and tuned != arch:
+    if tuned and tuned != vgg.arch:
         log.warning("this loss's weights were tuned with %s; it runs on %s here, so its style/content "
-                    "balance may differ", tuned, arch)
-    vgg = load_vgg(arch, str(weights), loss_layers(spec), seed=int(seed))
+                    "balance may differ", tuned, vgg.arch)
     return PerceptualLoss(vgg, **kwargs)
+
+
+def build_loss(spec: Mapping[str, Any], arch: str = "vgg16", weights: str = "auto",
+               seed: int = 0) -> PerceptualLoss:
+    """:func:`loss_on` a VGG ``arch`` with ``weights`` (see nst.perceptual.sources), cut after the
+    deepest layer the loss reads."""
+    return loss_on(spec, load_vgg(arch, str(weights), loss_layers(spec), seed=int(seed)))

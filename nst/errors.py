@@ -9,6 +9,10 @@ class NSTError(Exception):
     """
 
 
-def one_line(e: BaseException) -> str:
-    """The first line of an exception's message (at most 200 characters), for one-line NSTErrors."""
-    return (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+def one_line(e: BaseException, with_type: bool = False) -> str:
+    """The first line of an exception's message (at most 200 characters), for one-line NSTErrors;
+    ``with_type`` puts the exception's class in front (for a third-party reader's errors)."""
+    lines = str(e).strip().splitlines()
+    if not lines:
+        return type(e).__name__
+    return f"{type(e).__name__}: {lines[0][:200]}" if with_type else lines[0][:200]

@@ -31,7 +31,7 @@ from safetensors.torch import save_file
 
 import nst
 from nst import networks
-from nst.errors import NSTError
+from nst.errors import NSTError, one_line
 from nst.files import atomic_path
 from nst.shipped import resolve
 
@@ -102,12 +102,6 @@ def _build(
     return net.to(device).eval()
 
 
-def _why(e: BaseException) -> str:
-    """One line for an exception from a third-party reader."""
-    lines = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {lines[0]}" if lines else type(e).__name__
-
-
 def _require_file(path: Path) -> None:
     if path.is_dir():  # "no such model file" would send the user looking for a missing path
         raise NSTError(f"{path}: is a folder, not a model file")
@@ -122,18 +116,9 @@ def _meta(network: str, args: dict[str, Any], version: int, card: dict[str, Any]
             "args": dict(args), "format": FORMAT, "format_version": version, "nst_version": nst_version}
 
 
-def load_model(
-    path: str | os.PathLike, device: str | torch.device = "cpu"
-) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """(net in eval mode on ``device``, meta) from a model file of format version 1 or 2."""
-    path = Path(path)
-    _require_file(path)
-    try:
-        with safe_open(str(path), framework="pt", device="cpu") as f:
-            header = f.metadata() or {}
-            state = {k: f.get_tensor(k) for k in f.keys()}
-    except (SafetensorError, OSError, ValueError) as e:
-        raise NSTError(f"{path}: not a safetensors model file ({_why(e)})") from e
+def _document(path: Path, header: dict[str, str]) -> tuple[Any, Any, int, dict[str, Any], Any]:
+    """(network, args, format_version, card, nst_version) from a model file's string metadata, for
+    format 1 or 2; one-line NSTError for anything else."""
     kind = header.get("format")
     if kind not in (FORMAT, FORMAT_V1) or "nst" not in header:
         raise NSTError(f"{path}: not an nst model file "
@@ -156,17 +141,44 @@ def load_model(
         name, args, card = doc.get("network"), doc.get("args"), doc.get("card") or {}
     if not isinstance(card, dict):
         raise NSTError(f"{path}: the model card is {type(card).__name__}, expected a dict")
-    net = _build(path, name, args, state, device)
-    return net, _meta(name, args, version, card, doc.get("nst_version"))
+    return name, args, version, card, doc.get("nst_version")
 
 
-def load_lightning_checkpoint(
+def _open(path: Path, weights: bool) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
+    """A safetensors file's string metadata, and its tensors when ``weights``."""
+    _require_file(path)
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            header = f.metadata() or {}
+            state = {k: f.get_tensor(k) for k in f.keys()} if weights else {}
+    except (SafetensorError, OSError, ValueError) as e:
+        raise NSTError(f"{path}: not a safetensors model file ({one_line(e, with_type=True)})") from e
+    return header, state
+
+
+def read_meta(path: str | os.PathLike) -> dict[str, Any]:
+    """A model file's meta (as :func:`load_model` returns it) without reading its weights."""
+    path = Path(path)
+    name, args, version, card, nst_version = _document(path, _open(path, weights=False)[0])
+    if not isinstance(args, dict):
+        raise NSTError(f"{path}: network arguments are {type(args).__name__}, expected a dict")
+    return _meta(name, args, version, card, nst_version)
+
+
+def load_model(
     path: str | os.PathLike, device: str | torch.device = "cpu"
 ) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """(net, meta) from a training checkpoint: ``hyper_parameters["network"]`` (absent before
-    format 2: ``transformer``) and ``["net_config"]`` build the network, the ``net.``-prefixed
-    state-dict entries are its weights, ``["export_metadata"]`` is the card. Loaded with
-    ``weights_only=True``."""
+    """(net in eval mode on ``device``, meta) from a model file of format version 1 or 2."""
+    path = Path(path)
+    header, state = _open(path, weights=True)
+    name, args, version, card, nst_version = _document(path, header)
+    net = _build(path, name, args, state, device)
+    return net, _meta(name, args, version, card, nst_version)
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """A training checkpoint as a dict, loaded with ``weights_only=True``; one-line NSTError for a
+    file that is no checkpoint, or one that pickles anything but plain data."""
     path = Path(path)
     _require_file(path)
     try:
@@ -179,9 +191,19 @@ def load_lightning_checkpoint(
                            "weights (torch.load weights_only=True)") from e
         raise NSTError(f"{path}: not a readable checkpoint (weights_only unpickling failed)") from e
     except Exception as e:  # torch.load raises RuntimeError, EOFError, ... on files that are no checkpoint
-        raise NSTError(f"{path}: not a readable checkpoint ({_why(e)})") from e
+        raise NSTError(f"{path}: not a readable checkpoint ({one_line(e, with_type=True)})") from e
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), dict):
         raise NSTError(f"{path}: not a Lightning checkpoint (no state_dict)")
+    return ckpt
+
+
+def checkpoint_net(
+    path: str | os.PathLike, ckpt: dict[str, Any], device: str | torch.device = "cpu"
+) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """(net, meta) from a checkpoint read by :func:`read_checkpoint`: ``hyper_parameters["network"]``
+    (absent before format 2: ``transformer``) and ``["net_config"]`` build the network, the
+    ``net.``-prefixed state-dict entries are its weights, ``["export_metadata"]`` is the card."""
+    path = Path(path)
     hparams = ckpt.get("hyper_parameters") or {}
     arch = hparams.get("net_config") if isinstance(hparams, dict) else None
     if arch is None:
@@ -196,6 +218,13 @@ def load_lightning_checkpoint(
     net = _build(path, name, dict(arch) if isinstance(arch, dict) else arch, state, device)
     card = hparams.get("export_metadata")
     return net, _meta(name, net.config, FORMAT_VERSION, card if isinstance(card, dict) else {})
+
+
+def load_lightning_checkpoint(
+    path: str | os.PathLike, device: str | torch.device = "cpu"
+) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """(net, meta) from a training checkpoint file (:func:`read_checkpoint`, :func:`checkpoint_net`)."""
+    return checkpoint_net(path, read_checkpoint(path), device)
 
 
 def load_any(

@@ -7,12 +7,9 @@ nothing trained. Their model cards are in docs/models.md.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
-
-from safetensors import SafetensorError, safe_open
 
 from nst.assets import ROOT as ASSETS
 from nst.errors import NSTError
@@ -48,13 +45,9 @@ def resolve(spec: str | os.PathLike) -> Path:
 
 def describe(path: Path) -> dict[str, Any]:
     """A shipped model's card fields from its metadata header (no weights are read)."""
-    try:
-        with safe_open(str(path), framework="pt", device="cpu") as f:
-            doc = json.loads((f.metadata() or {}).get("nst", "{}"))
-    except (SafetensorError, OSError, ValueError) as e:
-        raise NSTError(f"{path}: not a readable model file ({e})") from e
-    card = doc.get("card", doc)  # format 2 keeps the provenance in "card", format 1 beside "arch"
-    return {"name": path.stem, "style": ", ".join(card.get("style") or []) or "?",
-            "network": doc.get("network", "transformer"), "args": doc.get("args", doc.get("arch", {})),
-            "steps": card.get("steps"), "data": card.get("data"),
-            "kib": round(path.stat().st_size / 1024)}
+    from nst.modelfile import read_meta  # nst.modelfile imports this module (resolve)
+
+    meta = read_meta(path)
+    return {"name": path.stem, "style": ", ".join(meta.get("style") or []) or "?",
+            "network": meta["network"], "args": meta["args"], "steps": meta.get("steps"),
+            "data": meta.get("data"), "kib": round(path.stat().st_size / 1024)}

@@ -239,3 +239,9 @@ def test_checkpoint_names_its_network(net, tmp_path):
     path = _fake_ckpt(_TinyNet(3), tmp_path / "t.ckpt", network="tiny_test_net", net_config={"width": 3})
     loaded, meta = load_lightning_checkpoint(path)
     assert isinstance(loaded, _TinyNet) and meta["network"] == "tiny_test_net"
+
+
+def test_read_meta_gives_the_loaders_meta_without_the_weights(net, tmp_path):
+    from nst.modelfile import read_meta
+    path = save_model(tmp_path / "m.safetensors", net, META)
+    assert read_meta(path) == load_model(path)[1]

@@ -33,7 +33,7 @@ from nst.errors import NSTError
 from nst.files import ensure_folder
 from nst.grid import grid
 from nst.image import list_images, load_image, save_image
-from nst.modelfile import load_lightning_checkpoint, load_model, warm_start
+from nst.modelfile import checkpoint_net, load_model, read_checkpoint, warm_start
 from nst.perceptual.losses import blend_weights
 from nst.stylize import Stylizer
 from nst.training.callbacks import (
@@ -54,10 +54,6 @@ log = logging.getLogger("nst")
 _QUIET = (".*does not have many workers.*", ".*dataloader is not resumable.*",
           ".*smaller than the logging interval.*", ".*module\\(s\\) in eval mode.*",
           ".*isinstance\\(treespec, LeafSpec\\).*")
-
-
-def output_dir(cfg: DictConfig) -> Path:
-    return output_folder(cfg)
 
 
 def style_stem(paths: list[str]) -> str:
@@ -90,8 +86,8 @@ def check_resumable(path: Path, net_config: dict, styles: list[str], max_steps: 
     """Refuse a checkpoint of another architecture in one line (not a state_dict size-mismatch dump),
     and one whose learning-rate schedule ends before ``max_steps`` (a one-cycle schedule restored
     from the checkpoint keeps its own length, and torch raises once it is stepped past it)."""
-    _, meta = load_lightning_checkpoint(path)
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    ckpt = read_checkpoint(path)  # read once: its network and card, then its schedules
+    _, meta = checkpoint_net(path, ckpt)
     for state in ckpt.get("lr_schedulers") or []:
         total = state.get("total_steps") if isinstance(state, dict) else None
         if isinstance(total, int) and max_steps is not None and max_steps > total:
@@ -175,7 +171,7 @@ def run(cfg: DictConfig) -> Path:
     after SIGTERM)."""
     set_threads(cfg.get("threads"))
     pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
-    out = output_dir(cfg)
+    out = output_folder(cfg)
     ckpt = resume_path(cfg, out)
     module, data, style_paths = build_module(cfg)
     if ckpt is not None:

@@ -74,9 +74,10 @@ def run(cfg: DictConfig) -> GatysResult:
     logger = build_logger(cfg, save_dir=run_dir)  # one logger for every level: one run, one set of charts
 
     def trainer_for(steps: int, side: int, last: bool):
+        level = full if side == size else resize(full, max_side=side)  # as coarse_to_fine sizes it
+
         def finish(img: Tensor) -> Tensor:  # intermediate images get the luminance treatment too
-            return transfer_luminance(img, resize(full, max_side=max(img.shape[-2:]))) \
-                if mode == "luminance" else img
+            return transfer_luminance(img, level) if mode == "luminance" else img
 
         prefix = "" if last else f"{side}px_"
         callbacks = [SaveEvery(cfg.save_every, run_dir / "steps", prefix, finish)] \

@@ -146,8 +146,8 @@ def build_module(cfg: DictConfig) -> tuple[ImageToImageModule, pl.LightningDataM
     optimizer = instantiate(cfg.optimizer) if cfg.get("optimizer") else None
     scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
     module = ImageToImageModule(net, loss, optimizer=optimizer, scheduler=scheduler,
-                             channels_last=bool(cfg.perf.channels_last), compile=bool(cfg.perf.compile),
-                             export_metadata=meta)
+                                channels_last=bool(cfg.perf.channels_last), compile=bool(cfg.perf.compile),
+                                export_metadata=meta)
     return module, data, paths
 
 

@@ -28,7 +28,6 @@ HED_H5_SHA256 = "4502df9d0a88873911ea191cb2be5147d190f6a7f4c21731a418960f6bdb8e8
 HED_FILE_NAME = "vgg16_hed.safetensors"
 
 
-
 def cache_dir() -> Path:
     """$NST_CACHE or ~/.cache/nst, created on demand."""
     d = Path(os.environ.get("NST_CACHE") or Path.home() / ".cache" / "nst").expanduser()

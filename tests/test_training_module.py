@@ -8,18 +8,12 @@ import torch
 from torch.utils.data import DataLoader
 
 from nst.errors import NSTError
-from nst.export import load_lightning_checkpoint, load_model
+from nst.export import load_lightning_checkpoint, load_network
 from nst.networks.transformer import TransformerNet
 from nst.perceptual.losses import PerceptualLoss
 from nst.perceptual.vgg import load_vgg
-from nst.training.callbacks import (
-    AtomicCheckpointIO,
-    ExportOnEnd,
-    GracefulInterrupt,
-    NaNGuard,
-    SampleGrid,
-    StepCheckpoint,
-)
+from nst.training.callbacks import ExportOnEnd, NaNGuard, SampleGrid
+from nst.training.checkpoints import AtomicCheckpointIO, GracefulInterrupt, StepCheckpoint
 from nst.training.module import ImageToImageModule
 
 STYLE = {"relu1_2": 1.0, "relu2_2": 1.0}  # a shallow VGG keeps these tests fast
@@ -112,7 +106,7 @@ def test_export_at_the_end_loads_with_identical_outputs(tmp_path):
     module = make_module()
     path = tmp_path / "stripes.safetensors"
     trainer(tmp_path, 2, ExportOnEnd(path, module.hparams.export_metadata)).fit(module, loader())
-    net, meta = load_model(path)
+    net, meta = load_network(path)
     assert meta["steps"] == 2 and meta["style"] == ["stripes.png"]
     x = torch.rand(2, 3, 24, 36)
     module.eval()
@@ -163,6 +157,23 @@ def test_sample_grid_writes_pictures_and_val_losses(tmp_path):
     trainer(tmp_path, 3, grid).fit(module, loader())
     names = sorted(p.name for p in (tmp_path / "samples").iterdir())
     assert names == ["step_000002.png", "step_000003.png"]
+
+
+def test_callbacks_without_paths_write_into_the_run_folder(tmp_path):
+    # what configs/mode/train.yaml builds: folders and file names come from default_root_dir
+    from nst.image import save_image
+
+    save_image(torch.rand(1, 3, 20, 28), tmp_path / "photos" / "a.png")
+    module = make_module()
+    run = tmp_path / "run"
+    callbacks = [StepCheckpoint(every_n_train_steps=2), SampleGrid(str(tmp_path / "photos"), every_n_steps=2),
+                 ExportOnEnd()]
+    pl.Trainer(accelerator="cpu", max_steps=2, logger=False, enable_progress_bar=False,
+               enable_model_summary=False, default_root_dir=run, callbacks=callbacks).fit(module, loader())
+    assert (run / "checkpoints" / "last.ckpt").is_file()
+    assert [p.name for p in (run / "samples").iterdir()] == ["step_000002.png"]
+    assert callbacks[2].exported == run / "stripes.safetensors"  # the style's stem
+    assert load_network(run / "stripes.safetensors")[1]["steps"] == 2
 
 
 def test_sigterm_saves_a_checkpoint_between_steps(tmp_path):

@@ -1,12 +1,10 @@
-"""Lightning callbacks for training: atomic checkpoints, Ctrl-C, NaN guard, sample grids, export at
-the end."""
+"""Lightning callbacks for training: progress lines, NaN guard, sample grids, export at the end
+(checkpoints and Ctrl-C: nst.training.checkpoints)."""
 
 from __future__ import annotations
 
 import logging
 import math
-import signal
-import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,113 +12,16 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from lightning_fabric.plugins import TorchCheckpointIO
-from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import WandbLogger
-from pytorch_lightning.utilities.exceptions import SIGTERMException
 from torch import Tensor
 
 from nst.errors import NSTError
-from nst.files import atomic_path
 from nst.grid import grid
-from nst.image import save_image, to_pil
+from nst.image import list_images, load_image, save_image, to_pil
 from nst.modelfile import save_model
+from nst.training.checkpoints import interrupted
 
 log = logging.getLogger("nst")
-
-
-class AtomicCheckpointIO(TorchCheckpointIO):
-    """torch.save to a temporary file beside the target, then rename: a killed run never leaves a
-    half-written ``last.ckpt``. (Lightning's own fsspec transaction stages the file in the system
-    temp folder and *moves* it, which is a copy, not atomic, when /tmp is another file system.)"""
-
-    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
-        with atomic_path(path) as tmp:
-            torch.save(checkpoint, tmp)
-
-
-class StepCheckpoint(ModelCheckpoint):
-    """``last.ckpt`` every ``every_n_train_steps`` and at the end of training.
-
-    Lightning's ModelCheckpoint skips the final save when it saved at least once before, so a run
-    of 600 steps checkpointed every 500 would resume from 500: :meth:`on_train_end` saves again.
-    Always the same ``last.ckpt`` (no ``last-v1.ckpt`` when resuming into the same folder).
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("enable_version_counter", False)
-        kwargs.setdefault("auto_insert_metric_name", False)
-        super().__init__(*args, **kwargs)
-
-    def save_last_now(self, trainer: pl.Trainer) -> str:
-        """Write ``last.ckpt`` now (unless already saved at this step); returns its path."""
-        if self._last_global_step_saved != trainer.global_step or not self.last_model_path:
-            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
-        return self.last_model_path
-
-    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.global_step > 0:
-            self.save_last_now(trainer)
-
-
-class GracefulInterrupt(pl.Callback):
-    """First Ctrl-C (SIGINT): finish the current step, save ``last.ckpt``, stop. A second one
-    interrupts at once. SIGTERM also saves ``last.ckpt`` before the process ends. (Saving from inside the
-    KeyboardInterrupt could catch the optimizer
-    half-way through its update and store an inconsistent state.)"""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self.interrupted_at: int | None = None
-        self.checkpoint: str | None = None
-        self._previous: Any = None
-
-    def _handler(self, signum, frame) -> None:
-        if self.requested:  # second Ctrl-C: the user means it
-            signal.signal(signal.SIGINT, self._previous or signal.default_int_handler)
-            raise KeyboardInterrupt
-        self.requested = True
-        log.warning("Ctrl-C: stopping after this step and saving a checkpoint (press again to quit at once)")
-
-    def request(self) -> None:
-        """Ask to stop as a Ctrl-C would (tests, other front ends)."""
-        self.requested = True
-
-    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handler)
-
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch,
-                           batch_idx: int) -> None:
-        stop = trainer.strategy.reduce_boolean_decision(self.requested, all=False)
-        if not stop or self.interrupted_at is not None:
-            return
-        self.interrupted_at = trainer.global_step
-        ckpt = trainer.checkpoint_callback
-        if isinstance(ckpt, StepCheckpoint):
-            self.checkpoint = ckpt.save_last_now(trainer)
-        trainer.should_stop = True
-
-    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
-                     exception: BaseException) -> None:
-        # SIGTERM (kill, a scheduler's pre-emption): Lightning raises this between two steps, where
-        # the state is consistent, so the checkpoint is safe to write.
-        if isinstance(exception, SIGTERMException) and self.interrupted_at is None:
-            self.interrupted_at = trainer.global_step
-            ckpt = trainer.checkpoint_callback
-            if isinstance(ckpt, StepCheckpoint) and trainer.global_step > 0:
-                self.checkpoint = ckpt.save_last_now(trainer)
-
-    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        if self._previous is not None and threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGINT, self._previous)
-            self._previous = None
-
-
-def interrupted(trainer: pl.Trainer) -> bool:
-    """Whether a GracefulInterrupt stopped this run (then the end-of-training work is skipped)."""
-    return any(isinstance(cb, GracefulInterrupt) and cb.interrupted_at is not None
-               for cb in trainer.callbacks)
 
 
 class ProgressLines(pl.Callback):
@@ -171,22 +72,35 @@ class NaNGuard(pl.Callback):
         ckpt = trainer.checkpoint_callback
         kept = getattr(ckpt, "last_model_path", "") or "none yet"
         raise NSTError(f"training diverged at step {trainer.global_step + 1}: {what}; stopped before the "
-                       f"update (last good checkpoint: {kept}); lower optimizer.lr or the loss weights")
+                       f"update (last good checkpoint: {kept}); lower model.optimizer.lr or the loss weights")
 
 
 class SampleGrid(pl.Callback):
-    """Every ``every_n_steps`` (and at the end): stylize fixed content images, write
-    ``<out_dir>/step_000500.png`` (row per image: content | result), log the grid to wandb and the
-    loss on these images as ``val/loss``, ``val/content``, ``val/style``, ``val/tv``."""
+    """Every ``every_n_steps`` (and at the end): run the module on fixed content images
+    (``module.sample``), write ``<out_dir>/step_000500.png`` (row per image: content | result), log
+    the grid to wandb and the loss on these images as ``val/loss``, ``val/content``, ``val/style``...
 
-    def __init__(self, images: Sequence[Tensor], out_dir: str | Path, every_n_steps: int = 500,
-                 height: int = 256) -> None:
-        self.images = [img.detach().cpu() for img in images]
-        self.out_dir = Path(out_dir)
-        self.every = int(every_n_steps)
+    ``images``: tensors (1, 3, H, W), or a file, folder or glob read at setup at ``max_side``
+    (None: no samples). ``out_dir`` None: ``<trainer.default_root_dir>/samples``.
+    """
+
+    def __init__(self, images: Sequence[Tensor] | str | None = None, out_dir: str | Path | None = None,
+                 every_n_steps: int = 500, height: int = 256, max_side: int | None = None) -> None:
+        self.spec = images if isinstance(images, (str, Path)) else None
+        tensors = images is not None and self.spec is None
+        self.images = [img.detach().cpu() for img in images] if tensors else []
+        self.max_side = max_side
+        self.out_dir = Path(out_dir) if out_dir is not None else None
+        self.every = int(every_n_steps or 0)
         self.height = int(height)
         self._last = -1
         self.written: list[Path] = []
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if self.out_dir is None:
+            self.out_dir = Path(trainer.default_root_dir) / "samples"
+        if self.spec is not None and not self.images:  # once, before the first step: a bad file fails now
+            self.images = [load_image(p, max_side=self.max_side) for p in list_images(self.spec)]
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch,
                            batch_idx: int) -> None:
@@ -223,17 +137,34 @@ class SampleGrid(pl.Callback):
         return path
 
 
+def model_name(styles: Sequence[str]) -> str:
+    """The exported model's file stem: the style file's stem (``a+b`` for a blend)."""
+    return "+".join(Path(str(p)).stem for p in styles) or "model"
+
+
 class ExportOnEnd(pl.Callback):
     """When training ends (not when interrupted), write the net to ``path`` with ``metadata``
-    (plus ``steps``) via :func:`nst.modelfile.save_model`, which refuses NaN/inf weights."""
+    (plus ``steps``) via :func:`nst.modelfile.save_model`, which refuses NaN/inf weights.
 
-    def __init__(self, path: str | Path, metadata: dict[str, Any]) -> None:
-        self.path = Path(path)
-        self.metadata = dict(metadata)
+    ``metadata`` None: the module's ``hparams.export_metadata``; ``path`` None:
+    ``<trainer.default_root_dir>/<style stem>.safetensors`` (:func:`model_name`).
+    """
+
+    def __init__(self, path: str | Path | None = None, metadata: dict[str, Any] | None = None) -> None:
+        self.path = Path(path) if path is not None else None
+        self.metadata = dict(metadata) if metadata is not None else None
         self.exported: Path | None = None
+
+    def target(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> Path:
+        """Where the model goes (resolved the same way before and after training)."""
+        if self.path is not None:
+            return self.path
+        meta = self.metadata if self.metadata is not None else pl_module.hparams.get("export_metadata", {})
+        return Path(trainer.default_root_dir) / f"{model_name(meta.get('style') or [])}.safetensors"
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.is_global_zero and not interrupted(trainer):
-            self.exported = save_model(self.path, pl_module.net,
-                                       {**self.metadata, "steps": trainer.global_step})
-            log.info("model exported: %s (%d steps)", self.path, trainer.global_step)
+            meta = self.metadata if self.metadata is not None else dict(pl_module.hparams.export_metadata)
+            path = self.target(trainer, pl_module)
+            self.exported = save_model(path, pl_module.net, {**meta, "steps": trainer.global_step})
+            log.info("model exported: %s (%d steps)", path, trainer.global_step)

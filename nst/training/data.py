@@ -113,7 +113,7 @@ def decode(path: Path, short: int) -> tuple[Tensor | None, str]:
 
 def _worker_init(worker_id: int) -> None:
     # Ctrl-C goes to the whole process group: workers ignore it so the main process can finish
-    # the step, save a checkpoint and stop them itself (see nst.training.callbacks.GracefulInterrupt).
+    # the step, save a checkpoint and stop them itself (see nst.training.checkpoints.GracefulInterrupt).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 

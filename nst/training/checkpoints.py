@@ -1,0 +1,125 @@
+"""Saving a run's state safely: atomic checkpoint files, ``last.ckpt`` every N steps and at the
+end, and Ctrl-C/SIGTERM that stop between two steps with a checkpoint written first."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from lightning_fabric.plugins import TorchCheckpointIO
+from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.utilities.exceptions import SIGTERMException
+
+from nst.files import atomic_path
+
+log = logging.getLogger("nst")
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """torch.save to a temporary file beside the target, then rename: a killed run never leaves a
+    half-written ``last.ckpt``. (Lightning's own fsspec transaction stages the file in the system
+    temp folder and *moves* it, which is a copy, not atomic, when /tmp is another file system.)"""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
+        with atomic_path(path) as tmp:
+            torch.save(checkpoint, tmp)
+
+
+class StepCheckpoint(ModelCheckpoint):
+    """``last.ckpt`` every ``every_n_train_steps`` and at the end of training; with ``keep_all``
+    also ``step_NNNNNN.ckpt`` at each of them. ``dirpath`` None: ``<trainer.default_root_dir>/checkpoints``
+    (the run's output folder), not Lightning's logger-version folder.
+
+    Lightning's ModelCheckpoint skips the final save when it saved at least once before, so a run
+    of 600 steps checkpointed every 500 would resume from 500: :meth:`on_train_end` saves again.
+    Always the same ``last.ckpt`` (no ``last-v1.ckpt`` when resuming into the same folder).
+    """
+
+    def __init__(self, dirpath: str | Path | None = None, every_n_train_steps: int = 500,
+                 keep_all: bool = False, **kwargs: Any) -> None:
+        kwargs.setdefault("filename", "step_{step:06d}")
+        kwargs.setdefault("save_last", True)
+        kwargs.setdefault("save_top_k", -1 if keep_all else 0)
+        kwargs.setdefault("enable_version_counter", False)
+        kwargs.setdefault("auto_insert_metric_name", False)
+        super().__init__(dirpath=dirpath, every_n_train_steps=int(every_n_train_steps), **kwargs)
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if self.dirpath is None:
+            self.dirpath = str(Path(trainer.default_root_dir) / "checkpoints")
+        super().setup(trainer, pl_module, stage)
+
+    def save_last_now(self, trainer: pl.Trainer) -> str:
+        """Write ``last.ckpt`` now (unless already saved at this step); returns its path."""
+        if self._last_global_step_saved != trainer.global_step or not self.last_model_path:
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+        return self.last_model_path
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.global_step > 0:
+            self.save_last_now(trainer)
+
+
+class GracefulInterrupt(pl.Callback):
+    """First Ctrl-C (SIGINT): finish the current step, save ``last.ckpt``, stop. A second one
+    interrupts at once. SIGTERM also saves ``last.ckpt`` before the process ends. (Saving from inside the
+    KeyboardInterrupt could catch the optimizer
+    half-way through its update and store an inconsistent state.)"""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.interrupted_at: int | None = None
+        self.checkpoint: str | None = None
+        self._previous: Any = None
+
+    def _handler(self, signum, frame) -> None:
+        if self.requested:  # second Ctrl-C: the user means it
+            signal.signal(signal.SIGINT, self._previous or signal.default_int_handler)
+            raise KeyboardInterrupt
+        self.requested = True
+        log.warning("Ctrl-C: stopping after this step and saving a checkpoint (press again to quit at once)")
+
+    def request(self) -> None:
+        """Ask to stop as a Ctrl-C would (tests, other front ends)."""
+        self.requested = True
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handler)
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch,
+                           batch_idx: int) -> None:
+        stop = trainer.strategy.reduce_boolean_decision(self.requested, all=False)
+        if not stop or self.interrupted_at is not None:
+            return
+        self.interrupted_at = trainer.global_step
+        ckpt = trainer.checkpoint_callback
+        if isinstance(ckpt, StepCheckpoint):
+            self.checkpoint = ckpt.save_last_now(trainer)
+        trainer.should_stop = True
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
+                     exception: BaseException) -> None:
+        # SIGTERM (kill, a scheduler's pre-emption): Lightning raises this between two steps, where
+        # the state is consistent, so the checkpoint is safe to write.
+        if isinstance(exception, SIGTERMException) and self.interrupted_at is None:
+            self.interrupted_at = trainer.global_step
+            ckpt = trainer.checkpoint_callback
+            if isinstance(ckpt, StepCheckpoint) and trainer.global_step > 0:
+                self.checkpoint = ckpt.save_last_now(trainer)
+
+    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if self._previous is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+
+
+def interrupted(trainer: pl.Trainer) -> bool:
+    """Whether a GracefulInterrupt stopped this run (then the end-of-training work is skipped)."""
+    return any(isinstance(cb, GracefulInterrupt) and cb.interrupted_at is not None
+               for cb in trainer.callbacks)

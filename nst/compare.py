@@ -150,13 +150,14 @@ class GatysRuns:
     history: list[float]
 
 
-def gatys_runs(content: Tensor, loss: PerceptualLoss, counts: Sequence[int], *, optimizer: str = "lbfgs",
-               lr: float | None = None, init: str = "content", seed: int = 0,
-               trainer_kwargs: dict | None = None, channels_last: bool = False) -> GatysRuns:
-    """One optimization to ``max(counts)`` iterations with a snapshot at every count."""
+def gatys_runs(content: Tensor, loss: PerceptualLoss, counts: Sequence[int], *, init: str = "content",
+               seed: int = 0, trainer_kwargs: dict | None = None, **optimizer: Any) -> GatysRuns:
+    """One optimization to ``max(counts)`` iterations with a snapshot at every count. ``optimizer``:
+    :func:`nst.gatys.optimize`'s ``module=`` (the config's model) or ``optimizer=``, ``lr=``,
+    ``channels_last=``..."""
     snaps = Snapshots(counts)
-    result = optimize(content, loss, iterations=max(counts), optimizer=optimizer, lr=lr, init=init, seed=seed,
-                      trainer_kwargs=trainer_kwargs, callbacks=[snaps], channels_last=channels_last)
+    result = optimize(content, loss, iterations=max(counts), init=init, seed=seed,
+                      trainer_kwargs=trainer_kwargs, callbacks=[snaps], **optimizer)
     return GatysRuns(snaps.images, snaps.seconds, [h["loss"] for h in result.history])
 
 
@@ -188,7 +189,7 @@ def compare_photo(stylizer: Stylizer, loss: PerceptualLoss, content: Tensor, cou
 
     Returns (the row: size, ``network`` and ``gatys`` terms with seconds, the Gatys iterations that
     reached the network's loss and their estimated seconds), the network's image, the Gatys runs.
-    ``gatys``: keyword arguments of :func:`gatys_runs` (optimizer, lr, init, seed, trainer_kwargs...).
+    ``gatys``: keyword arguments of :func:`gatys_runs` (module or optimizer, init, seed, trainer_kwargs...).
     """
     image, seconds = network_run(stylizer, content, repeats)
     runs = gatys_runs(content, loss, counts, **gatys)

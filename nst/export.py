@@ -21,10 +21,13 @@ from nst.modelfile import (  # noqa: F401  (re-exported: the 0.1 names)
     finite_state,
     load_any,
     load_lightning_checkpoint,
-    load_model,
+    load_network,
     save_model,
     warm_start,
 )
+
+# The 0.1 name of load_network: (net, meta). nst.load_model is the Python API's (a Stylizer).
+load_model = load_network
 
 # The legacy exporter and torch.jit.script announce their deprecation on every call; nothing to act on.
 _QUIET = ("You are using the legacy TorchScript-based ONNX export", "The feature will be removed",

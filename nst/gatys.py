@@ -16,6 +16,7 @@ unconstrained and clips when saving), so VGG never sees colours the saved image 
 
 from __future__ import annotations
 
+import functools
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -34,6 +35,28 @@ from nst.perceptual.losses import PerceptualLoss
 
 OPTIMIZERS = ("lbfgs", "adam")
 DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.02}
+OptimizerFactory = Callable[[list[nn.Parameter]], torch.optim.Optimizer]
+
+
+def gatys_optimizer(name: str = "lbfgs", lr: float | None = None, history_size: int = 100,
+                    line_search: str | None = None) -> OptimizerFactory:
+    """The optimizer factory for a name: the Python API's short form of what the config's
+    ``model.optimizer`` node builds (configs/model/gatys.yaml, gatys_adam.yaml)."""
+    if name not in OPTIMIZERS:
+        raise NSTError(f"optimizer={name!r}: choose {' or '.join(OPTIMIZERS)}")
+    if line_search not in (None, "strong_wolfe"):
+        raise NSTError(f"line_search={line_search!r}: choose null or strong_wolfe")
+    rate = float(DEFAULT_LR[name] if lr is None else lr)
+    if name == "adam":
+        return functools.partial(torch.optim.Adam, lr=rate)
+    return functools.partial(torch.optim.LBFGS, lr=rate, history_size=history_size,
+                             line_search_fn=line_search)
+
+
+def is_lbfgs(factory: OptimizerFactory) -> bool:
+    """Whether a factory (a class or a functools.partial of one) builds an L-BFGS."""
+    target = getattr(factory, "func", factory)
+    return isinstance(target, type) and issubclass(target, torch.optim.LBFGS)
 
 
 @dataclass
@@ -72,21 +95,23 @@ class GatysModule(pl.LightningModule):
     Every term ``loss`` returns is logged as ``<log_prefix>/<term>`` (per layer too).
     """
 
-    def __init__(self, loss: PerceptualLoss, init: Tensor, optimizer: str = "lbfgs", lr: float | None = None,
-                 history_size: int = 100, line_search: str | None = None, channels_last: bool = False,
-                 log_prefix: str = "gatys"):
+    def __init__(self, loss: PerceptualLoss, init: Tensor, optimizer: str | OptimizerFactory = "lbfgs",
+                 lr: float | None = None, history_size: int = 100, line_search: str | None = None,
+                 channels_last: bool = False, log_prefix: str = "gatys"):
+        """``optimizer``: a factory called with ``[image]`` (the config's ``_partial_``
+        ``model.optimizer``), or a name, ``lbfgs`` or ``adam``, built with ``lr``, ``history_size``
+        and ``line_search`` (:func:`gatys_optimizer`)."""
         super().__init__()
-        if optimizer not in OPTIMIZERS:
-            raise NSTError(f"optimizer={optimizer!r}: choose {' or '.join(OPTIMIZERS)}")
-        if line_search not in (None, "strong_wolfe"):
-            raise NSTError(f"line_search={line_search!r}: choose null or strong_wolfe")
-        self.save_hyperparameters(ignore=["loss", "init"])
+        if isinstance(optimizer, str):
+            optimizer = gatys_optimizer(optimizer, lr, history_size, line_search)
+        self._optimizer = optimizer
+        self.save_hyperparameters(ignore=["loss", "init", "optimizer", "lr", "history_size", "line_search"])
+        self.hparams["optimizer"] = getattr(getattr(optimizer, "func", optimizer), "__name__", str(optimizer))
         self.loss = loss
         if channels_last:  # the VGG's convolutions too (in place, like .to()): NHWC kernels on GPU
             self.loss.to(memory_format=torch.channels_last)
         # Kept contiguous: L-BFGS flattens gradients with .view(-1); channels_last is applied per forward.
         self.image = nn.Parameter(init.detach().float().clone().contiguous())
-        self.lr = float(DEFAULT_LR[optimizer] if lr is None else lr)
         self._targets: dict[str, Tensor] | None = None
         self._last: dict[str, Tensor] = {}
         self.history: list[dict[str, Tensor]] = []
@@ -128,15 +153,18 @@ class GatysModule(pl.LightningModule):
             self.final = {k: v.detach() for k, v in self.loss(self._input(self.image), self._targets).items()}
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        if self.hparams.optimizer == "adam":
-            return torch.optim.Adam([self.image], lr=self.lr)
-        # tolerance 0: run every requested iteration (the defaults stop early on small-gradient images).
-        # max_eval: torch derives it from max_iter (1 here), which would leave a line search no
-        # evaluations at all (it then never moves); 25 trial points per iteration, as its default.
-        hp = self.hparams
-        return torch.optim.LBFGS([self.image], lr=self.lr, max_iter=1, max_eval=26,
-                                 history_size=hp.history_size, line_search_fn=hp.line_search,
-                                 tolerance_grad=0.0, tolerance_change=0.0)
+        opt = self._optimizer([self.image])
+        if isinstance(opt, torch.optim.LBFGS):
+            # One trainer step = one L-BFGS iteration (max_iter 1; its memory persists between steps),
+            # tolerance 0: run every requested iteration (the defaults stop early on small-gradient
+            # images). max_eval: torch derives it from max_iter, which would leave a line search no
+            # evaluations at all (it then never moves); 25 trial points per iteration, as its default.
+            for group in opt.param_groups:
+                if group["line_search_fn"] not in (None, "strong_wolfe"):
+                    raise NSTError(f"model.optimizer.line_search_fn={group['line_search_fn']!r}: "
+                                   "choose null or strong_wolfe")
+                group.update(max_iter=1, max_eval=26, tolerance_grad=0.0, tolerance_change=0.0)
+        return opt
 
 
 class SaveEvery(pl.Callback):
@@ -164,16 +192,21 @@ def default_trainer(iterations: int, callbacks: Sequence[pl.Callback] = (), **kw
     return pl.Trainer(**opts)
 
 
-def optimize(content: Tensor, loss: PerceptualLoss, *, iterations: int, optimizer: str = "lbfgs",
-             lr: float | None = None, init: str | Path | Tensor = "content", seed: int = 0,
+def optimize(content: Tensor, loss: PerceptualLoss, *, iterations: int,
+             optimizer: str | OptimizerFactory = "lbfgs", lr: float | None = None,
+             init: str | Path | Tensor = "content", seed: int = 0,
              trainer: pl.Trainer | None = None, trainer_kwargs: dict | None = None,
              callbacks: Sequence[pl.Callback] = (), history_size: int = 100, line_search: str | None = None,
-             channels_last: bool = False, log_prefix: str = "gatys") -> GatysResult:
+             channels_last: bool = False, log_prefix: str = "gatys",
+             module: Callable[..., GatysModule] | None = None) -> GatysResult:
     """Optimize an image (1, 3, H, W) in [0, 1] so its VGG features match ``content``'s and its Gram
     matrices ``loss``'s style targets (``loss.set_style`` must have been called).
 
     ``trainer``: a ready ``pl.Trainer`` whose ``max_steps`` is ``iterations``; without one, a quiet
     one is built from ``trainer_kwargs`` and ``callbacks`` (see :func:`default_trainer`).
+    ``module``: builds the GatysModule from ``loss=``, ``init=`` and ``log_prefix=`` (the config's
+    ``_partial_`` ``model``, which brings its own optimizer); without it, one is built from
+    ``optimizer``, ``lr``, ``history_size``, ``line_search`` and ``channels_last``.
     """
     if iterations < 1:
         raise NSTError(f"iterations={iterations}: must be at least 1")
@@ -190,18 +223,22 @@ def optimize(content: Tensor, loss: PerceptualLoss, *, iterations: int, optimize
     if trainer.world_size > 1:
         raise NSTError(f"mode=gatys optimizes one image on one device, not {trainer.world_size} "
                        "(use trainer.devices=1)")
-    if optimizer == "lbfgs" and "16-mixed" in str(trainer.precision) and "bf16" not in str(trainer.precision):
-        raise NSTError("optimizer=lbfgs cannot run with precision=16-mixed (its gradient scaler has no "
-                       "closure support): use bf16-mixed, 32-true or optimizer=adam")
-    module = GatysModule(loss, initial_image(content, init, seed), optimizer=optimizer, lr=lr,
-                         history_size=history_size, line_search=line_search, channels_last=channels_last,
-                         log_prefix=log_prefix)
+    start_image = initial_image(content, init, seed)
+    if module is not None:
+        gatys = module(loss=loss, init=start_image, log_prefix=log_prefix)
+    else:
+        gatys = GatysModule(loss, start_image, optimizer=optimizer, lr=lr, history_size=history_size,
+                            line_search=line_search, channels_last=channels_last, log_prefix=log_prefix)
+    fp16 = "16-mixed" in str(trainer.precision) and "bf16" not in str(trainer.precision)
+    if fp16 and is_lbfgs(gatys._optimizer):
+        raise NSTError("L-BFGS cannot run with precision=16-mixed (its gradient scaler has no closure "
+                       "support): use bf16-mixed, 32-true or model=gatys_adam")
     start = time.perf_counter()
     with warnings.catch_warnings():
         # The frozen VGG is in eval mode on purpose.
         warnings.filterwarnings("ignore", ".*module\\(s\\) in eval mode.*")
-        trainer.fit(module, train_dataloaders=content_loader(content, iterations))
+        trainer.fit(gatys, train_dataloaders=content_loader(content, iterations))
     seconds = time.perf_counter() - start
-    history = [{k: float(v) for k, v in h.items()} for h in module.history]
-    final = {k: float(v) for k, v in module.final.items()}
-    return GatysResult(module.image.detach().float().cpu().clamp(0, 1), final, history, seconds)
+    history = [{k: float(v) for k, v in h.items()} for h in gatys.history]
+    final = {k: float(v) for k, v in gatys.final.items()}
+    return GatysResult(gatys.image.detach().float().cpu().clamp(0, 1), final, history, seconds)

@@ -157,7 +157,7 @@ def _open(path: Path, weights: bool) -> tuple[dict[str, str], dict[str, torch.Te
 
 
 def read_meta(path: str | os.PathLike) -> dict[str, Any]:
-    """A model file's meta (as :func:`load_model` returns it) without reading its weights."""
+    """A model file's meta (as :func:`load_network` returns it) without reading its weights."""
     path = Path(path)
     name, args, version, card, nst_version = _document(path, _open(path, weights=False)[0])
     if not isinstance(args, dict):
@@ -165,7 +165,7 @@ def read_meta(path: str | os.PathLike) -> dict[str, Any]:
     return _meta(name, args, version, card, nst_version)
 
 
-def load_model(
+def load_network(
     path: str | os.PathLike, device: str | torch.device = "cpu"
 ) -> tuple[torch.nn.Module, dict[str, Any]]:
     """(net in eval mode on ``device``, meta) from a model file of format version 1 or 2."""
@@ -230,12 +230,12 @@ def load_lightning_checkpoint(
 def load_any(
     path: str | os.PathLike, device: str | torch.device = "cpu"
 ) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """:func:`load_model` for .safetensors, :func:`load_lightning_checkpoint` for .ckpt/.pt/.pth;
+    """:func:`load_network` for .safetensors, :func:`load_lightning_checkpoint` for .ckpt/.pt/.pth;
     a bare name (``starry_night``) is a shipped model (:mod:`nst.shipped`)."""
     path = resolve(path)
     suffix = path.suffix.lower()
     if suffix == ".safetensors":
-        return load_model(path, device)
+        return load_network(path, device)
     if suffix in (".ckpt", ".pt", ".pth"):
         return load_lightning_checkpoint(path, device)
     raise NSTError(f"{path}: unknown model file type {suffix or '(none)'!r} "

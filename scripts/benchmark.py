@@ -36,7 +36,6 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
-import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 # Lightning's notes on every Gatys fit that say nothing here (one image needs no workers, the VGG is
@@ -72,9 +71,15 @@ class Setup:
 
 
 def config(group: str, name: str) -> dict:
-    """A configs/<group>/<name>.yaml as plain keyword arguments (``_target_`` dropped)."""
-    doc = yaml.safe_load((REPO / "configs" / group / f"{name}.yaml").read_text())
-    return {k: v for k, v in doc.items() if not k.startswith("_")}
+    """configs/<group>/<name>.yaml as Hydra composes it (its defaults merged) as plain keyword
+    arguments, ``_target_`` dropped; for the model group, its network (``model.net``)."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    with initialize_config_dir(config_dir=str(REPO / "configs"), version_base="1.3"):
+        cfg = compose("config", overrides=[f"{group}={name}"])
+    node = OmegaConf.to_container(cfg[group].net if group == "model" else cfg[group], resolve=True)
+    return {k: v for k, v in node.items() if not k.startswith("_")}
 
 
 def make_loss(loss_name: str, device: torch.device, style_side: int, seed: int = 0) -> PerceptualLoss:

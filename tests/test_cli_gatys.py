@@ -11,7 +11,7 @@ from hydra import compose, initialize_config_dir
 
 import nst.cli
 from nst.cli.build import build_loss
-from nst.cli.gatys import prepare_style, side_by_side
+from nst.cli.gatys import prepare_style, side_by_side, style_side
 from nst.color import rgb_to_yiq
 from nst.errors import NSTError
 from nst.image import load_image, save_image
@@ -77,9 +77,24 @@ def test_histogram_mode_changes_the_style_targets(tmp_path, files):
     for mode in ("false", "histogram"):
         cfg = config(tmp_path, files, f"preserve_color={mode}")
         loss = build_loss(cfg)
-        prepare_style(cfg, loss, content, style, [str(files[1])])
+        prepare_style(cfg, loss, content, style, [str(files[1])], 32)
         targets.append(loss.style_target("relu1_1"))
     assert (targets[0] - targets[1]).abs().max() > 1e-3 * targets[0].abs().max()
+
+
+def test_style_size_is_pixels_at_the_result_size_and_scales_with_each_level(tmp_path, files):
+    assert style_side(config(tmp_path, files), 256, 128) == 128  # null: the level's own side
+    cfg = config(tmp_path, files, "style_size=64")
+    assert [style_side(cfg, 256, level) for level in (64, 128, 256)] == [16, 32, 64]
+
+
+def test_old_spellings_of_gatys_keys_say_the_new_ones(tmp_path):
+    from nst.cli.argv import check
+
+    for old, new in (("style_scale=0.5", "style_size"), ("optimizer=adam", "model=gatys_adam"),
+                     ("lr=0.1", "model.optimizer.lr")):
+        with pytest.raises(NSTError, match=new):
+            check(["mode=gatys", old], nst.cli.config_dir())
 
 
 def test_multiscale_ends_at_the_requested_size(tmp_path, files):
@@ -110,7 +125,7 @@ def test_bad_content_path_names_the_file(tmp_path, files):
 def test_style_image_too_small_names_the_file(tmp_path, files):
     tiny = save_image(torch.rand(1, 3, 8, 8), tmp_path / "tiny.png")
     with pytest.raises(NSTError, match="tiny.png"):
-        nst.cli.run(config(tmp_path, files, f"style={tiny}", "style_scale=0.25"))
+        nst.cli.run(config(tmp_path, files, f"style={tiny}", "style_size=8"))
 
 
 def test_cli_missing_file_is_one_line_and_nonzero_exit(tmp_path, files):

@@ -52,9 +52,24 @@ def test_every_loss_instantiates_on_its_network(tmp_path, loss):
 
 
 @pytest.mark.parametrize("model", options("model"))
-def test_every_model_instantiates(tmp_path, model):
-    net = instantiate(compose_cfg(tmp_path, f"model={model}").model)
-    assert sum(p.numel() for p in net.parameters()) > 0
+def test_every_model_instantiates_its_lightning_module(tmp_path, model):
+    import torch
+
+    from nst.gatys import GatysModule
+    from nst.perceptual.losses import PixelLoss
+    from nst.training.module import ImageToImageModule
+
+    cfg = compose_cfg(tmp_path, f"model={model}")
+    if "net" in cfg.model:  # a trained network: the LightningModule with its net and optimizer factory
+        module = instantiate(cfg.model, loss=PixelLoss())
+        assert isinstance(module, ImageToImageModule)
+        assert sum(p.numel() for p in module.net.parameters()) > 0
+    else:  # a per-image optimizer: a partial the run completes with the loss and the starting image
+        module = instantiate(cfg.model)(loss=build_loss(cfg), init=torch.rand(1, 3, 16, 16))
+        assert isinstance(module, GatysModule)
+    optimizer = module.configure_optimizers()
+    optimizer = optimizer["optimizer"] if isinstance(optimizer, dict) else optimizer
+    assert type(optimizer).__name__ == cfg.model.optimizer._target_.rsplit(".", 1)[-1]
 
 
 @pytest.mark.parametrize("trainer", options("trainer"))
@@ -101,4 +116,4 @@ def test_compare_starts_gatys_from_the_content_by_default(tmp_path):
 
 def test_quickstart_schedule_spans_the_whole_run(tmp_path):
     cfg = compose_cfg(tmp_path, "experiment=quickstart", "trainer.max_steps=77")
-    assert cfg.scheduler.total_steps == 77 and cfg.scheduler.max_lr == cfg.optimizer.lr
+    assert cfg.model.scheduler.total_steps == 77 and cfg.model.scheduler.max_lr == cfg.model.optimizer.lr

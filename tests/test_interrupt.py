@@ -18,7 +18,7 @@ from hydra import compose, initialize_config_dir
 
 import nst.cli
 from nst.errors import NSTError
-from nst.export import load_lightning_checkpoint, load_model
+from nst.export import load_lightning_checkpoint, load_network
 from nst.image import save_image
 
 REPO = Path(__file__).resolve().parent.parent
@@ -26,7 +26,8 @@ REPO = Path(__file__).resolve().parent.parent
 # epoch boundary (see test_resumed_weights_equal_an_uninterrupted_run for why that matters).
 TINY = ["mode=train", "vgg.weights=random", "logger=none", "trainer.enable_progress_bar=false",
         "data.crop=32",
-        "style_size=48", "model.channels=8", "model.num_residual=1", "data.batch_size=2", "data.min_images=2",
+        "style_size=48", "model.net.channels=8", "model.net.num_residual=1", "data.batch_size=2",
+        "data.min_images=2",
         "data.num_workers=0", "data.epoch_size=6", "samples.images=null", "ckpt_every=3", "seed=0",
         "~loss.style_layers.relu3_3", "~loss.style_layers.relu4_3"]
 STEPS = 60
@@ -108,14 +109,14 @@ def test_sigkill_leaves_a_loadable_checkpoint_mid_way(killed_and_resumed):
 def test_resume_after_sigkill_ends_at_max_steps(killed_and_resumed):
     r = killed_and_resumed
     assert step_of(r["out"] / "checkpoints" / "last.ckpt") == STEPS
-    net, meta = load_model(r["resumed"])
+    net, meta = load_network(r["resumed"])
     assert all(torch.isfinite(p).all() for p in net.state_dict().values())
 
 
 def test_resumed_weights_equal_an_uninterrupted_run(killed_and_resumed):
     r = killed_and_resumed
-    got, _ = load_model(r["resumed"])
-    want, _ = load_model(r["reference"])
+    got, _ = load_network(r["resumed"])
+    want, _ = load_network(r["reference"])
     torch.testing.assert_close(got.state_dict(), want.state_dict(), atol=1e-5, rtol=0)
 
 

@@ -14,7 +14,7 @@ from safetensors.torch import save_file
 from nst import networks
 from nst.errors import NSTError
 from nst.export import export_onnx
-from nst.modelfile import load_any, load_lightning_checkpoint, load_model, save_model, warm_start
+from nst.modelfile import load_any, load_lightning_checkpoint, load_network, save_model, warm_start
 from nst.networks.transformer import TransformerNet
 
 META = {"style": ["starry_night.jpg"], "loss": {"style_layers": {"relu1_2": 1.0}, "content_weight": 1.0},
@@ -35,7 +35,7 @@ def _same_output(a: TransformerNet, b: TransformerNet) -> bool:
 
 def test_round_trip_gives_identical_outputs_and_metadata(net, tmp_path):
     path = save_model(tmp_path / "m.safetensors", net, META)
-    loaded, meta = load_model(path)
+    loaded, meta = load_network(path)
     assert _same_output(net, loaded)
     assert {k: meta[k] for k in META} == META
     assert meta["network"] == "transformer" and meta["args"] == net.config
@@ -58,7 +58,7 @@ def test_file_is_float32_with_json_metadata_and_no_temp_left(net, tmp_path):
 def test_metadata_cannot_override_the_architecture(net, tmp_path):
     card = {"args": {"channels": 99}, "network": "x", "format": "x"}
     path = save_model(tmp_path / "m.safetensors", net, card)
-    loaded, meta = load_model(path)
+    loaded, meta = load_network(path)
     assert meta["args"] == net.config and meta["network"] == "transformer" and meta["format"] == "nst-model"
     save_model(tmp_path / "again.safetensors", loaded, meta)  # a loaded document saves again as is
 
@@ -87,13 +87,13 @@ def _write_raw(path: Path, state: dict, arch: dict) -> Path:
 def test_architecture_that_does_not_fit_the_weights_is_refused(net, tmp_path, arch, message):
     path = _write_raw(tmp_path / "m.safetensors", dict(net.state_dict()), arch)
     with pytest.raises(NSTError, match=message) as info:
-        load_model(path)
+        load_network(path)
     assert str(path) in str(info.value) and "\n" not in str(info.value)
 
 
 def test_missing_file_is_refused_by_name(tmp_path):
     with pytest.raises(NSTError, match="no such model file"):
-        load_model(tmp_path / "absent.safetensors")
+        load_network(tmp_path / "absent.safetensors")
 
 
 @pytest.mark.parametrize("content", [b"not a model at all", b"\x00" * 4, b""])
@@ -101,14 +101,14 @@ def test_non_safetensors_file_is_refused_by_name(tmp_path, content):
     path = tmp_path / "fake.safetensors"
     path.write_bytes(content)
     with pytest.raises(NSTError, match="fake.safetensors: not a safetensors model file"):
-        load_model(path)
+        load_network(path)
 
 
 def test_foreign_safetensors_file_is_refused(net, tmp_path):
     path = tmp_path / "other.safetensors"
     save_file({"w": torch.zeros(2)}, str(path))
     with pytest.raises(NSTError, match="not an nst model file"):
-        load_model(path)
+        load_network(path)
 
 
 def test_newer_format_version_is_refused(net, tmp_path):
@@ -116,7 +116,7 @@ def test_newer_format_version_is_refused(net, tmp_path):
     path = tmp_path / "new.safetensors"
     save_file(dict(net.state_dict()), str(path), metadata={"format": doc["format"], "nst": json.dumps(doc)})
     with pytest.raises(NSTError, match="format_version 3"):
-        load_model(path)
+        load_network(path)
 
 
 class _Payload:
@@ -154,7 +154,7 @@ def test_lightning_checkpoint_loads_net_and_metadata(net, tmp_path):
     assert {k: meta[k] for k in META} == META
     assert meta["args"] == net.config and meta["network"] == "transformer"
     out = save_model(tmp_path / "m.safetensors", loaded, meta)  # checkpoint -> model file
-    assert _same_output(net, load_model(out)[0])
+    assert _same_output(net, load_network(out)[0])
 
 
 def test_lightning_checkpoint_of_a_compiled_net_loads(net, tmp_path):
@@ -186,11 +186,11 @@ def test_format_1_files_still_load_with_the_same_meta(net, tmp_path):
     path = tmp_path / "v1.safetensors"
     save_file(dict(net.state_dict()), str(path),
               metadata={"format": "nst-transformer", "nst": json.dumps(doc)})
-    loaded, meta = load_model(path)
+    loaded, meta = load_network(path)
     assert _same_output(net, loaded)
     assert {k: meta[k] for k in META} == META
     assert meta["network"] == "transformer" and meta["args"] == net.config
-    again, _ = load_model(save_model(tmp_path / "v2.safetensors", loaded, meta))  # upgraded on save
+    again, _ = load_network(save_model(tmp_path / "v2.safetensors", loaded, meta))  # upgraded on save
     assert _same_output(net, again)
 
 
@@ -200,7 +200,7 @@ def test_an_unknown_network_name_is_one_line(net, tmp_path):
     save_file(dict(net.state_dict()), str(path), metadata={"format": "nst-model", "nst": json.dumps(doc)})
     with pytest.raises(NSTError,
                        match=r"unknown network 'upscaler9000' \(this nst knows: .*transformer"):
-        load_model(path)
+        load_network(path)
 
 
 @networks.register("tiny_test_net")
@@ -218,7 +218,7 @@ class _TinyNet(torch.nn.Module):
 
 def test_any_registered_network_round_trips(tmp_path):
     net = _TinyNet(5).eval()
-    loaded, meta = load_model(save_model(tmp_path / "t.safetensors", net, {"style": ["x.jpg"]}))
+    loaded, meta = load_network(save_model(tmp_path / "t.safetensors", net, {"style": ["x.jpg"]}))
     assert isinstance(loaded, _TinyNet)
     assert meta["network"] == "tiny_test_net" and meta["args"] == {"width": 5}
     assert _same_output(net, loaded)
@@ -244,4 +244,12 @@ def test_checkpoint_names_its_network(net, tmp_path):
 def test_read_meta_gives_the_loaders_meta_without_the_weights(net, tmp_path):
     from nst.modelfile import read_meta
     path = save_model(tmp_path / "m.safetensors", net, META)
-    assert read_meta(path) == load_model(path)[1]
+    assert read_meta(path) == load_network(path)[1]
+
+
+def test_the_old_name_of_load_network_still_works():
+    # nst.export.load_model was the 0.1 name; nst.load_model (a Stylizer) is the Python API's
+    import nst.export
+    from nst.modelfile import load_network
+
+    assert nst.export.load_model is load_network

@@ -12,13 +12,13 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 import nst.cli
-from nst.export import load_model
+from nst.export import load_network
 from nst.image import save_image
 
 PRESETS = sorted(p.stem for p in (Path(nst.cli.config_dir()) / "experiment").glob("*.yaml"))
 TINY = ["vgg.weights=random", "logger=csv", "trainer.enable_progress_bar=false", "data.crop=32",
         "style_size=48",
-        "model.channels=8", "model.num_residual=1", "data.batch_size=2", "data.min_images=2",
+        "model.net.channels=8", "model.net.num_residual=1", "data.batch_size=2", "data.min_images=2",
         "data.num_workers=0", "trainer.max_steps=2", "ckpt_every=1", "samples.every=1", "samples.max_side=40",
         "trainer.accelerator=cpu", "trainer.precision=32-true", "threads=1",
         "init_from=null",  # the tiny net fits no shipped model: test_preset_warm_start_fits checks those
@@ -42,7 +42,7 @@ def test_preset_trains_two_steps(preset, tmp_path):
         if OmegaConf.is_missing(cfg.data, "root"):  # presets for the user's own photos
             cfg = compose("config", overrides=[*overrides, f"data.root={tmp_path / 'photos'}"])
     model = nst.cli.run(cfg)
-    net, meta = load_model(model)
+    net, meta = load_network(model)
     assert meta["steps"] == 2 and net.config["channels"] == 8
     assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()
 
@@ -58,5 +58,5 @@ def test_preset_warm_start_fits_its_network(preset):
         cfg = compose("config", overrides=[f"experiment={preset}", "paths.output_dir=/tmp/unused"])
     if not cfg.get("init_from"):
         pytest.skip(f"{preset} starts from scratch")
-    meta = warm_start(instantiate(cfg.model), cfg.init_from)
+    meta = warm_start(instantiate(cfg.model.net), cfg.init_from)
     assert meta["network"] == "transformer" and meta["steps"] > 0

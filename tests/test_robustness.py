@@ -29,7 +29,7 @@ GATYS = ["mode=gatys", "vgg.weights=random", "logger=none", "trainer.enable_prog
          "+loss.style_layers={relu1_1: 1.0}"]
 TRAIN = ["mode=train", "vgg.weights=random", "logger=none", "trainer.enable_progress_bar=false",
          "data.crop=32",
-         "style_size=48", "model.channels=8", "model.num_residual=1", "data.batch_size=2",
+         "style_size=48", "model.net.channels=8", "model.net.num_residual=1", "data.batch_size=2",
          "data.min_images=2",
          "trainer.max_steps=1", "ckpt_every=1", "samples.images=null", "~loss.style_layers.relu3_3",
          "~loss.style_layers.relu4_3"]
@@ -132,7 +132,7 @@ def test_gatys_odd_style_works(tmp_path, corpus, good, name):
 def test_gatys_style_too_small_for_the_vgg_is_refused(tmp_path, corpus, good, name):
     path = corpus[name].path
     refused(tmp_path, path, "too small", *GATYS, f"content={good['photo']}", f"style={path}",
-            "style_scale=0.1", "~loss.style_layers", "+loss.style_layers={relu3_1: 1.0}")  # 3 px < 4 px
+            "style_size=3", "~loss.style_layers", "+loss.style_layers={relu3_1: 1.0}")  # 3 px < 4 px
 
 
 def test_gatys_output_under_a_regular_file_is_refused(tmp_path, good):

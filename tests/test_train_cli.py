@@ -12,13 +12,13 @@ from safetensors import safe_open
 
 import nst.cli
 from nst.errors import NSTError
-from nst.export import load_model
+from nst.export import load_network
 from nst.image import save_image
 from nst.networks.transformer import TransformerNet
 
 TINY = ["vgg.weights=random", "logger=csv", "trainer.enable_progress_bar=false", "data.crop=32",
         "style_size=48",
-        "model.channels=8", "model.num_residual=1", "data.batch_size=2", "data.min_images=2",
+        "model.net.channels=8", "model.net.num_residual=1", "data.batch_size=2", "data.min_images=2",
         "trainer.max_steps=4", "trainer.log_every_n_steps=1", "ckpt_every=2", "samples.every=2",
         "samples.max_side=40",
         "~loss.style_layers.relu3_3", "~loss.style_layers.relu4_3"]  # shallow VGG: fast
@@ -60,7 +60,7 @@ def test_train_writes_checkpoint_samples_and_a_self_describing_model(files):
     assert meta["steps"] == 4 and meta["style"] == ["waves.png"] and meta["crop"] == 32
     assert meta["vgg"] == {"arch": "vgg16", "weights": "random"}
     assert meta["loss"]["style_layers"] == {"relu1_2": 1.0, "relu2_2": 1.0}
-    net, _ = load_model(path)
+    net, _ = load_network(path)
     assert net.config == {"channels": 8, "num_residual": 1, "output": "sigmoid", "head_input": False}
 
 
@@ -84,20 +84,33 @@ def test_init_from_starts_the_network_from_another_models_weights(files, monkeyp
 
     monkeypatch.setattr(nst.cli.train.ImageToImageModule, "on_fit_start", record)
     second = nst.cli.run(train_config(files, f"init_from={first}", f"output={files / 'second'}", "seed=5"))
-    source = load_model(first)[0].state_dict()
+    source = load_network(first)[0].state_dict()
     assert all(torch.equal(started[k], v) for k, v in source.items())
-    meta = load_model(second)[1]
+    meta = load_network(second)[1]
     assert meta["init_from"]["model"] == str(first) and meta["init_from"]["style"] == ["waves.png"]
 
 
 def test_init_from_another_architecture_is_one_line(files):
     first = nst.cli.run(train_config(files, "trainer.max_steps=2"))
     with pytest.raises(NSTError, match=r"init_from=.*'channels': 8.*'channels': 4"):
-        nst.cli.run(train_config(files, f"init_from={first}", "model.channels=4", f"output={files / 'b'}"))
+        nst.cli.run(train_config(files, f"init_from={first}", "model.net.channels=4",
+                                 f"output={files / 'b'}"))
+
+
+def test_callbacks_are_listed_in_config_and_one_can_be_dropped(files):
+    out = files / "no_samples"
+    path = nst.cli.run(train_config(files, "callbacks.samples=null", "samples.every=1", f"output={out}"))
+    assert path.is_file() and (out / "checkpoints" / "last.ckpt").is_file()
+    assert not (out / "samples").exists()
+
+
+def test_a_callback_without_a_target_is_one_line(files):
+    with pytest.raises(NSTError, match="callbacks.extra: needs a _target_"):
+        nst.cli.run(train_config(files, "+callbacks.extra={every: 3}"))
 
 
 def test_a_scheduler_changes_the_learning_rate_every_step(files):
-    sched = ("scheduler={_target_:torch.optim.lr_scheduler.OneCycleLR,_partial_:true,max_lr:0.01,"
+    sched = ("model.scheduler={_target_:torch.optim.lr_scheduler.OneCycleLR,_partial_:true,max_lr:0.01,"
              "total_steps:4,pct_start:0.5}")
     nst.cli.run(train_config(files, sched))
     ckpt = torch.load(files / "out" / "checkpoints" / "last.ckpt", weights_only=True)
@@ -106,7 +119,7 @@ def test_a_scheduler_changes_the_learning_rate_every_step(files):
 
 
 def test_resume_past_the_end_of_a_schedule_is_one_line(files):
-    sched = ("scheduler={_target_:torch.optim.lr_scheduler.OneCycleLR,_partial_:true,max_lr:0.01,"
+    sched = ("model.scheduler={_target_:torch.optim.lr_scheduler.OneCycleLR,_partial_:true,max_lr:0.01,"
              "total_steps:${trainer.max_steps}}")
     nst.cli.run(train_config(files, sched, "trainer.max_steps=2"))
     with pytest.raises(NSTError, match="schedule ends at step 2.*trainer.max_steps=4"):
@@ -118,7 +131,7 @@ def test_resume_true_continues_to_the_same_final_step(files):
     path = nst.cli.run(train_config(files, "trainer.max_steps=4", "resume=true"))
     ckpt = torch.load(files / "out" / "checkpoints" / "last.ckpt", weights_only=True)
     assert ckpt["global_step"] == 4
-    assert load_model(path)[1]["steps"] == 4
+    assert load_network(path)[1]["steps"] == 4
 
 
 def test_resume_without_a_checkpoint_is_an_error(files):
@@ -129,7 +142,7 @@ def test_resume_without_a_checkpoint_is_an_error(files):
 def test_resume_with_another_architecture_is_an_error(files):
     nst.cli.run(train_config(files, "trainer.max_steps=2"))
     with pytest.raises(NSTError, match="trained with model"):
-        nst.cli.run(train_config(files, "resume=true", "model.channels=4"))
+        nst.cli.run(train_config(files, "resume=true", "model.net.channels=4"))
 
 
 def test_empty_data_folder_fails_before_training(files):
@@ -142,7 +155,7 @@ def test_empty_data_folder_fails_before_training(files):
 def test_quickstart_composes_and_builds_its_objects(tmp_path):
     cfg = config(tmp_path, base=("experiment=quickstart",))
     assert cfg.mode == "train" and cfg.stylize_after and cfg.style.endswith(".jpg")
-    net = instantiate(cfg.model)
+    net = instantiate(cfg.model.net)
     assert isinstance(net, TransformerNet)
     data = instantiate(cfg.data)
     data.setup("fit")
@@ -151,7 +164,7 @@ def test_quickstart_composes_and_builds_its_objects(tmp_path):
 
 def test_johnson2016_needs_the_data_root(tmp_path):
     cfg = config(tmp_path, "vgg.weights=random", "style=x.jpg", base=("experiment=johnson2016",))
-    assert cfg.trainer.max_steps == 40000 and cfg.data.batch_size == 4 and cfg.model.channels == 32
+    assert cfg.trainer.max_steps == 40000 and cfg.data.batch_size == 4 and cfg.model.net.channels == 32
     with pytest.raises(NSTError, match="data.root"):
         nst.cli.run(cfg)
 

@@ -77,6 +77,20 @@ def build_logger(cfg: DictConfig, save_dir: str | Path | None = None):
     return instantiate(cfg.logger, **extra)
 
 
+def build_callbacks(cfg: DictConfig) -> list[pl.Callback]:
+    """The callbacks ``cfg.callbacks`` lists by name (a ``_target_`` each; a null entry is dropped)."""
+    specs = cfg.get("callbacks") or {}
+    callbacks = []
+    for name, spec in specs.items():
+        if spec is None:
+            continue
+        if "_target_" not in spec:
+            raise NSTError(f"callbacks.{name}: needs a _target_ (a Lightning callback class), "
+                           f"got {dict(spec)}")
+        callbacks.append(instantiate(spec))
+    return callbacks
+
+
 def build_trainer(cfg: DictConfig, callbacks: Sequence[pl.Callback] = (), **overrides) -> pl.Trainer:
     """A ``pl.Trainer`` from ``cfg.trainer`` with the configured logger and the given callbacks."""
     # overrides win (mode=train passes its own default_root_dir): dict(a=..., **o) would raise on a repeat

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from nst.cli.build import as_list, device_settings, output_folder, pixels, precision, require, set_threads
@@ -109,15 +110,17 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     out_dir = ensure_folder(output_folder(cfg, "compare"))
     trainer_kwargs = {"accelerator": "gpu" if device.type == "cuda" else "cpu",
                       "precision": precision(cfg)}
+    # configs/model/gatys.yaml: the GatysModule and its optimizer, channels_last as the network's
+    gatys_module = instantiate(cfg.model, channels_last=settings["channels_last"])
+    optimizer = OmegaConf.to_container(cfg.model.optimizer, resolve=True)
     rows = []
     for n, photo in enumerate(photos, start=1):
         content = load_image(photo, max_side=size)
         with warnings.catch_warnings(), quiet_lightning():
             warnings.filterwarnings("ignore", message=_QUIET)
             entry, image, runs = compare_photo(
-                stylizer, loss, content, its, repeats=int(cfg.repeats), optimizer=cfg.optimizer,
-                lr=cfg.get("lr"), init=cfg.init, seed=int(cfg.seed), trainer_kwargs=trainer_kwargs,
-                channels_last=settings["channels_last"], device=device)
+                stylizer, loss, content, its, repeats=int(cfg.repeats), module=gatys_module,
+                init=cfg.init, seed=int(cfg.seed), trainer_kwargs=trainer_kwargs, device=device)
         net_terms, gatys, seconds = entry["network"], entry["gatys"], entry["network"]["seconds"]
         labels = ["content"] + [f"Gatys {c} it, {runs.seconds[c]:.3g} s" for c in its] + \
                  [f"network, {seconds * 1e3:.3g} ms"]
@@ -131,7 +134,9 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 
     report = {"model": str(checkpoint), "network": meta.get("network"), "args": meta.get("args"),
               "model_steps": meta.get("steps"),
-              "settings": {"size": size, "iterations": its, "optimizer": cfg.optimizer, "lr": cfg.get("lr"),
+              "settings": {"size": size, "iterations": its,
+                           "optimizer": str(optimizer.get("_target_", "")).rsplit(".", 1)[-1],
+                           "optimizer_args": {k: v for k, v in optimizer.items() if not k.startswith("_")},
                            "init": str(cfg.init), "seed": int(cfg.seed), "device": str(device),
                            "precision": settings["precision"], "vgg": spec_loss["arch"],
                            "weights": loss.vgg.weights_source, "style": [str(p) for p in styles],

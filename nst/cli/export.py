@@ -29,9 +29,9 @@ def max_difference(fmt: str, path: Path, net: TransformerNet) -> float | None:
     with torch.no_grad():
         want = net.cpu()(x)
         if fmt == "safetensors":
-            from nst.export import load_model
+            from nst.export import load_network
 
-            got = load_model(path)[0](x)
+            got = load_network(path)[0](x)
         elif fmt == "torchscript":
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", FutureWarning)  # torch 2.14 deprecates torch.jit.load

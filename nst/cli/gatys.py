@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from hydra.utils import instantiate
 from omegaconf import DictConfig
 from torch import Tensor
 
@@ -34,13 +35,19 @@ from nst.perceptual.losses import PerceptualLoss
 log = logging.getLogger("nst")
 
 
+def style_side(cfg: DictConfig, size: int, level: int) -> int:
+    """The style image's max side for a level of max side ``level`` (the result's is ``size``):
+    ``style_size`` px at the result's size (null: the result's own), scaled with the level, so each
+    level sees brush strokes of the same relative size."""
+    want = pixels(cfg, "style_size", optional=True)
+    return max(1, round((want or size) * level / size))
+
+
 def prepare_style(cfg: DictConfig, loss: PerceptualLoss, content: Tensor, styles: list[Tensor],
-                  paths: list[str]) -> None:
-    """Set the style targets for a level: styles scaled to ``style_scale`` x the level's max side,
-    recoloured to the content's colours first when ``preserve_color=histogram``."""
-    side = round(float(cfg.get("style_scale", 1.0)) * max(content.shape[-2:]))
-    if side < 1:
-        raise NSTError(f"style_scale={cfg.style_scale}: must be positive")
+                  paths: list[str], size: int) -> None:
+    """Set the style targets for a level (:func:`style_side`), recoloured to the content's colours
+    first when ``preserve_color=histogram``."""
+    side = style_side(cfg, size, max(content.shape[-2:]))
     images = [resize(s, max_side=side) for s in styles]
     if color_mode(cfg.get("preserve_color")) == "histogram":
         images = [match_color(s, content) for s in images]
@@ -60,10 +67,7 @@ def run(cfg: DictConfig) -> GatysResult:
     size = max(full.shape[-2:])
     sides = levels(size, cfg.get("scales"))
     its = level_iterations(cfg.iterations, len(sides))
-    style_side = round(float(cfg.get("style_scale", 1.0)) * size)
-    if style_side < 1:
-        raise NSTError(f"style_scale={cfg.style_scale}: must be positive")
-    styles, style_paths = load_styles(cfg, max_side=style_side)
+    styles, style_paths = load_styles(cfg, max_side=style_side(cfg, size, size))
     loss = build_loss(cfg)
     out = output_path(cfg, f"{Path(content_path).stem}_{Path(style_paths[0]).stem}.png")
     if out.suffix.lower() not in IMAGE_EXTENSIONS:  # fail now, not after minutes of optimization
@@ -92,10 +96,9 @@ def run(cfg: DictConfig) -> GatysResult:
 
     result = coarse_to_fine(
         full, loss, sides=sides, iterations=its, init=cfg.get("init", "content"),
-        set_style=lambda level: prepare_style(cfg, loss, level, styles, style_paths),
-        trainer_for=trainer_for, on_level=report, optimizer=cfg.optimizer, lr=cfg.get("lr"), seed=cfg.seed,
-        history_size=cfg.history_size, line_search=cfg.get("line_search"),
-        channels_last=bool(cfg.get("perf", {}).get("channels_last", False)))
+        set_style=lambda level: prepare_style(cfg, loss, level, styles, style_paths, size),
+        trainer_for=trainer_for, on_level=report, seed=cfg.seed,
+        module=instantiate(cfg.model))  # configs/model/gatys.yaml: the GatysModule and its optimizer
     seconds = result.seconds
     image = transfer_luminance(result.image, full) if mode == "luminance" else result.image
     result.image = image

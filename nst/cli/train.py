@@ -21,6 +21,7 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from nst.cli.build import (
     as_list,
+    build_callbacks,
     build_logger,
     build_loss,
     build_trainer,
@@ -33,18 +34,11 @@ from nst.errors import NSTError
 from nst.files import ensure_folder
 from nst.grid import grid
 from nst.image import list_images, load_image, save_image
-from nst.modelfile import checkpoint_net, load_model, read_checkpoint, warm_start
+from nst.modelfile import checkpoint_net, load_network, read_checkpoint, warm_start
 from nst.perceptual.losses import blend_weights
 from nst.stylize import Stylizer
-from nst.training.callbacks import (
-    AtomicCheckpointIO,
-    ExportOnEnd,
-    GracefulInterrupt,
-    NaNGuard,
-    ProgressLines,
-    SampleGrid,
-    StepCheckpoint,
-)
+from nst.training.callbacks import ExportOnEnd, ProgressLines
+from nst.training.checkpoints import AtomicCheckpointIO, GracefulInterrupt
 from nst.training.module import ImageToImageModule
 
 log = logging.getLogger("nst")
@@ -54,11 +48,6 @@ log = logging.getLogger("nst")
 _QUIET = (".*does not have many workers.*", ".*dataloader is not resumable.*",
           ".*smaller than the logging interval.*", ".*module\\(s\\) in eval mode.*",
           ".*isinstance\\(treespec, LeafSpec\\).*")
-
-
-def style_stem(paths: list[str]) -> str:
-    """The exported model's name: the style file's stem (``a+b`` for a blend)."""
-    return "+".join(Path(p).stem for p in paths)
 
 
 def resume_path(cfg: DictConfig, out: Path) -> Path | None:
@@ -105,7 +94,7 @@ def metadata(cfg: DictConfig, loss, style_paths: list[str]) -> dict[str, Any]:
     """Provenance stored in checkpoints and in the exported model (plain JSON types)."""
     loss_cfg = OmegaConf.to_container(cfg.loss, resolve=True)
     loss_cfg.pop("_target_", None)
-    opt = OmegaConf.to_container(cfg.optimizer, resolve=True) if cfg.get("optimizer") else {}
+    opt = OmegaConf.to_container(cfg.model.optimizer, resolve=True) if cfg.model.get("optimizer") else {}
     return {
         "style": [Path(p).name for p in style_paths],
         "style_blend": blend_weights(len(style_paths),
@@ -136,18 +125,18 @@ def build_module(cfg: DictConfig) -> tuple[ImageToImageModule, pl.LightningDataM
     loss = build_loss(cfg)
     images, paths = load_styles(cfg, max_side=cfg.get("style_size"))
     set_style(loss, images, paths, as_list(cfg.get("style_blend")))
-    net = instantiate(cfg.model)
     meta = metadata(cfg, loss, paths)
+    # model: the LightningModule with its net, optimizer and schedule (configs/model/*.yaml)
+    # _convert_: the card reaches hparams as plain dicts and lists (weights_only checkpoints)
+    module = instantiate(cfg.model, loss=loss, export_metadata=meta, _convert_="all")
+    if not isinstance(module, ImageToImageModule):
+        raise NSTError(f"model: mode=train trains an ImageToImageModule, {cfg.model.get('_target_')} is "
+                       "not one (model=transformer or model=transformer_small)")
     if cfg.get("init_from"):
-        source = warm_start(net, str(cfg.init_from))
-        meta["init_from"] = {"model": str(cfg.init_from), "style": source.get("style"),
-                             "steps": source.get("steps")}
+        source = warm_start(module.net, str(cfg.init_from))
+        module.hparams.export_metadata["init_from"] = {
+            "model": str(cfg.init_from), "style": source.get("style"), "steps": source.get("steps")}
         log.info("init_from: the network starts from %s (trained for %s)", cfg.init_from, source.get("style"))
-    optimizer = instantiate(cfg.optimizer) if cfg.get("optimizer") else None
-    scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
-    module = ImageToImageModule(net, loss, optimizer=optimizer, scheduler=scheduler,
-                                channels_last=bool(cfg.perf.channels_last), compile=bool(cfg.perf.compile),
-                                export_metadata=meta)
     return module, data, paths
 
 
@@ -178,19 +167,9 @@ def run(cfg: DictConfig) -> Path:
         check_resumable(ckpt, module.hparams.net_config, module.hparams.export_metadata["style"],
                         int(cfg.trainer.get("max_steps", -1)))
     ensure_folder(out / "checkpoints")  # an unwritable output fails now, not at the first checkpoint
-    model_path = out / f"{style_stem(style_paths)}.safetensors"
-    samples = cfg.get("samples") or {}
-    sample_images = [load_image(p, max_side=samples.get("max_side")) for p in
-                     (list_images(samples["images"]) if samples.get("images") else [])]
-    interrupt = GracefulInterrupt()
-    callbacks = [
-        StepCheckpoint(dirpath=out / "checkpoints", filename="step_{step:06d}", auto_insert_metric_name=False,
-                       save_top_k=-1 if cfg.get("ckpt_keep_all") else 0,
-                       every_n_train_steps=int(cfg.ckpt_every), save_last=True, enable_version_counter=False),
-        interrupt, NaNGuard(),
-        SampleGrid(sample_images, out / "samples", int(samples.get("every") or 0)),
-        ExportOnEnd(model_path, module.hparams.export_metadata),
-    ]
+    callbacks = build_callbacks(cfg)  # configs/mode/train.yaml: callbacks
+    interrupt = next((cb for cb in callbacks if isinstance(cb, GracefulInterrupt)), None)
+    export = next((cb for cb in callbacks if isinstance(cb, ExportOnEnd)), None)
     bar, lines = progress(cfg)
     trainer = build_trainer(cfg, callbacks + lines, default_root_dir=str(out), plugins=[AtomicCheckpointIO()],
                             logger=build_logger(cfg, save_dir=out), enable_progress_bar=bar)
@@ -200,17 +179,21 @@ def run(cfg: DictConfig) -> Path:
         try:
             trainer.fit(module, datamodule=data, ckpt_path=ckpt, weights_only=True)
         except SIGTERMException:
-            if interrupt.interrupted_at is None:
+            if interrupt is None or interrupt.interrupted_at is None:
                 raise
             code = 143
         else:
             code = 130
-    if interrupt.interrupted_at is not None:
+    if interrupt is not None and interrupt.interrupted_at is not None:
         print(f"nst: interrupted at step {interrupt.interrupted_at}; checkpoint: {interrupt.checkpoint}; "
               f"continue with: nst mode=train ... output={out} resume=true", file=sys.stderr)
         raise SystemExit(code)
-    if not trainer.is_global_zero:
-        return model_path
+    if export is None or export.exported is None:  # callbacks.export=null, or another rank
+        if trainer.is_global_zero:
+            print("no model exported (callbacks.export is off); checkpoint: "
+                  f"{out / 'checkpoints' / 'last.ckpt'}")
+        return out / "checkpoints" / "last.ckpt"
+    model_path = export.exported
     print(f"model: {model_path}")
     if cfg.get("stylize_after"):
         stylize_after(model_path, cfg.stylize_after, style_paths, out)
@@ -221,7 +204,7 @@ def run(cfg: DictConfig) -> Path:
 def stylize_after(model_path: Path, spec: str, style_paths: list[str], out: Path, height: int = 256) -> Path:
     """Stylize ``spec`` with the *exported* file (as ``nst mode=stylize`` would: large photos in
     tiles), write each result and ``side_by_side.jpg`` (a row per photo: content | style | result)."""
-    stylizer = Stylizer(*load_model(model_path))
+    stylizer = Stylizer(*load_network(model_path))
     style = load_image(style_paths[0], max_side=2 * height)
     rows = []
     for path in list_images(spec):

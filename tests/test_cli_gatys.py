@@ -97,6 +97,11 @@ def test_old_spellings_of_gatys_keys_say_the_new_ones(tmp_path):
             check(["mode=gatys", old], nst.cli.config_dir())
 
 
+def test_a_model_that_is_not_an_image_optimizer_is_one_line(tmp_path, files):
+    with pytest.raises(NSTError, match="model=nst.training.module.ImageToImageModule: mode=gatys optimizes"):
+        nst.cli.run(config(tmp_path, files, "model=transformer"))
+
+
 def test_multiscale_ends_at_the_requested_size(tmp_path, files):
     out = tmp_path / "ms.png"
     result = nst.cli.run(config(tmp_path, files, "size=40", "scales=2", "iterations=[2,2]", f"output={out}"))

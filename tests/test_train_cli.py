@@ -107,6 +107,22 @@ def test_callbacks_are_listed_in_config_and_one_can_be_dropped(files):
 def test_a_callback_without_a_target_is_one_line(files):
     with pytest.raises(NSTError, match="callbacks.extra: needs a _target_"):
         nst.cli.run(train_config(files, "+callbacks.extra={every: 3}"))
+    with pytest.raises(NSTError, match="callbacks.extra: needs a _target_"):
+        nst.cli.run(train_config(files, "+callbacks.extra=3"))
+
+
+def test_samples_null_means_no_samples(files):
+    out = files / "samples_null"
+    assert nst.cli.run(train_config(files, "samples=null", f"output={out}")).is_file()
+    assert not (out / "samples").exists()
+
+
+def test_without_the_checkpoint_callback_no_checkpoint_is_written(files, capsys):
+    out = files / "no_ckpt"
+    path = nst.cli.run(train_config(files, "callbacks.checkpoint=null", "callbacks.export=false",
+                                    f"output={out}"))
+    assert not path.exists() and not list(out.rglob("*.ckpt"))
+    assert "no model exported (callbacks.export is off); no checkpoint either" in capsys.readouterr().out
 
 
 def test_a_scheduler_changes_the_learning_rate_every_step(files):

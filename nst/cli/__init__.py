@@ -23,8 +23,8 @@ log = logging.getLogger("nst")
 MODES = ("train", "gatys", "stylize", "export", "compare", "weights", "models")
 # What to lower when CUDA runs out of memory, per mode.
 OOM_HINTS = {
-    "train": "lower data.batch_size= or size= (crop side), or model=transformer_small",
-    "gatys": "lower size= (or style_scale=)",
+    "train": "lower data.batch_size= or data.crop=, or model=transformer_small",
+    "gatys": "lower size= (or style_size=)",
     "stylize": "lower tile_size= (e.g. tile_size=512) or batch_size=1, or stylize at a smaller size=",
     "compare": "lower size=",
     "export": "export on the CPU with trainer=cpu",

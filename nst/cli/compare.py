@@ -16,10 +16,18 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from nst.cli.build import as_list, device_settings, output_folder, pixels, precision, require, set_threads
+from nst.cli.build import (
+    as_list,
+    device_settings,
+    gatys_module,
+    output_folder,
+    pixels,
+    precision,
+    require,
+    set_threads,
+)
 from nst.cli.build import build_loss as build_config_loss
 from nst.compare import (
     average,
@@ -86,6 +94,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         raise NSTError(f"limit={limit!r}: must be a whole number >= 1 (or null)")
     set_threads(cfg.get("threads"))
     settings = device_settings(cfg)
+    # configs/model/gatys.yaml: the GatysModule and its optimizer (checked before anything loads)
+    module = gatys_module(cfg, channels_last=settings["channels_last"])
     device = torch.device(settings["device"])
     net, meta = load_any(checkpoint, device)
     stylizer = Stylizer(net, meta, **settings, tile_size=None)
@@ -110,8 +120,6 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     out_dir = ensure_folder(output_folder(cfg, "compare"))
     trainer_kwargs = {"accelerator": "gpu" if device.type == "cuda" else "cpu",
                       "precision": precision(cfg)}
-    # configs/model/gatys.yaml: the GatysModule and its optimizer, channels_last as the network's
-    gatys_module = instantiate(cfg.model, channels_last=settings["channels_last"])
     optimizer = OmegaConf.to_container(cfg.model.optimizer, resolve=True)
     rows = []
     for n, photo in enumerate(photos, start=1):
@@ -119,7 +127,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         with warnings.catch_warnings(), quiet_lightning():
             warnings.filterwarnings("ignore", message=_QUIET)
             entry, image, runs = compare_photo(
-                stylizer, loss, content, its, repeats=int(cfg.repeats), module=gatys_module,
+                stylizer, loss, content, its, repeats=int(cfg.repeats), module=module,
                 init=cfg.init, seed=int(cfg.seed), trainer_kwargs=trainer_kwargs, device=device)
         net_terms, gatys, seconds = entry["network"], entry["gatys"], entry["network"]["seconds"]
         labels = ["content"] + [f"Gatys {c} it, {runs.seconds[c]:.3g} s" for c in its] + \
@@ -135,7 +143,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     report = {"model": str(checkpoint), "network": meta.get("network"), "args": meta.get("args"),
               "model_steps": meta.get("steps"),
               "settings": {"size": size, "iterations": its,
-                           "optimizer": str(optimizer.get("_target_", "")).rsplit(".", 1)[-1],
+                           "optimizer": str(optimizer.get("_target_", "")).rsplit(".", 1)[-1].lower(),
                            "optimizer_args": {k: v for k, v in optimizer.items() if not k.startswith("_")},
                            "init": str(cfg.init), "seed": int(cfg.seed), "device": str(device),
                            "precision": settings["precision"], "vgg": spec_loss["arch"],

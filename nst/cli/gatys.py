@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from hydra.utils import instantiate
 from omegaconf import DictConfig
 from torch import Tensor
 
@@ -18,6 +17,7 @@ from nst.cli.build import (
     build_logger,
     build_loss,
     build_trainer,
+    gatys_module,
     load_styles,
     output_path,
     pixels,
@@ -61,6 +61,7 @@ def side_by_side(images: list[Tensor], height: int, gap: int = 4) -> Tensor:
 
 def run(cfg: DictConfig) -> GatysResult:
     content_path = str(require(cfg, "content", "the photo to restyle"))
+    module = gatys_module(cfg)  # configs/model/gatys.yaml: the GatysModule and its optimizer
     size = pixels(cfg, "size", optional=True)
     mode = color_mode(cfg.get("preserve_color"))
     full = load_image(content_path, max_side=size)
@@ -98,7 +99,7 @@ def run(cfg: DictConfig) -> GatysResult:
         full, loss, sides=sides, iterations=its, init=cfg.get("init", "content"),
         set_style=lambda level: prepare_style(cfg, loss, level, styles, style_paths, size),
         trainer_for=trainer_for, on_level=report, seed=cfg.seed,
-        module=instantiate(cfg.model))  # configs/model/gatys.yaml: the GatysModule and its optimizer
+        module=module)
     seconds = result.seconds
     image = transfer_luminance(result.image, full) if mode == "luminance" else result.image
     result.image = image

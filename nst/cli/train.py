@@ -17,6 +17,7 @@ import pytorch_lightning as pl
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from nst.cli.build import (
@@ -171,8 +172,11 @@ def run(cfg: DictConfig) -> Path:
     interrupt = next((cb for cb in callbacks if isinstance(cb, GracefulInterrupt)), None)
     export = next((cb for cb in callbacks if isinstance(cb, ExportOnEnd)), None)
     bar, lines = progress(cfg)
+    # callbacks.checkpoint=null means no checkpoints, not Lightning's default ModelCheckpoint
+    saves = any(isinstance(cb, ModelCheckpoint) for cb in callbacks)
     trainer = build_trainer(cfg, callbacks + lines, default_root_dir=str(out), plugins=[AtomicCheckpointIO()],
-                            logger=build_logger(cfg, save_dir=out), enable_progress_bar=bar)
+                            logger=build_logger(cfg, save_dir=out), enable_progress_bar=bar,
+                            enable_checkpointing=saves)
     with warnings.catch_warnings():
         for pattern in _QUIET:
             warnings.filterwarnings("ignore", message=pattern)
@@ -189,10 +193,11 @@ def run(cfg: DictConfig) -> Path:
               f"continue with: nst mode=train ... output={out} resume=true", file=sys.stderr)
         raise SystemExit(code)
     if export is None or export.exported is None:  # callbacks.export=null, or another rank
+        last = out / "checkpoints" / "last.ckpt"
         if trainer.is_global_zero:
-            print("no model exported (callbacks.export is off); checkpoint: "
-                  f"{out / 'checkpoints' / 'last.ckpt'}")
-        return out / "checkpoints" / "last.ckpt"
+            print("no model exported (callbacks.export is off)"
+                  + (f"; checkpoint: {last}" if last.is_file() else "; no checkpoint either"))
+        return last
     model_path = export.exported
     print(f"model: {model_path}")
     if cfg.get("stylize_after"):

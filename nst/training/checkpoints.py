@@ -4,6 +4,7 @@ end, and Ctrl-C/SIGTERM that stop between two steps with a checkpoint written fi
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 from pathlib import Path
@@ -51,7 +52,9 @@ class StepCheckpoint(ModelCheckpoint):
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if self.dirpath is None:
-            self.dirpath = str(Path(trainer.default_root_dir) / "checkpoints")
+            # as ModelCheckpoint.__init__ stores a given dirpath: a resumed run compares them
+            folder = Path(trainer.default_root_dir).expanduser() / "checkpoints"
+            self.dirpath = os.path.realpath(folder)
         super().setup(trainer, pl_module, stage)
 
     def save_last_now(self, trainer: pl.Trainer) -> str:

@@ -31,7 +31,8 @@ load_model = load_network
 
 # The legacy exporter and torch.jit.script announce their deprecation on every call; nothing to act on.
 _QUIET = ("You are using the legacy TorchScript-based ONNX export", "The feature will be removed",
-          "`torch.jit.script` is deprecated", "Constant folding - Only steps=1")
+          "`torch.jit.script` is deprecated", "Constant folding - Only steps=1",
+          "ONNX export mode is set to TrainingMode.EVAL", "Converting a tensor to a Python")
 
 
 def _export_copy(path: Path, net: nn.Module) -> nn.Module:

@@ -11,6 +11,7 @@ from nst import hardware
 
 AMX = "processor\t: 0\nflags\t\t: fpu sse2 avx512f avx512_bf16 amx_bf16 amx_tile\n\nprocessor\t: 1\n"
 ZEN4 = "processor\t: 0\nflags\t\t: fpu sse2 avx512f avx512_bf16\n"
+OLDER = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f\n"
 
 
 def test_flags_are_read_from_the_first_processor():
@@ -18,8 +19,9 @@ def test_flags_are_read_from_the_first_processor():
     assert hardware.cpu_flags("no flags here") == set()
 
 
-@pytest.mark.parametrize(("cpuinfo", "expected"), [(AMX, "bf16-mixed"), (ZEN4, "32-true"), ("", "32-true")])
-def test_auto_precision_is_bf16_only_with_amx(monkeypatch, caplog, cpuinfo, expected):
+@pytest.mark.parametrize(("cpuinfo", "expected"),
+                         [(AMX, "bf16-mixed"), (ZEN4, "bf16-mixed"), (OLDER, "32-true"), ("", "32-true")])
+def test_auto_precision_is_bf16_only_with_native_bf16(monkeypatch, caplog, cpuinfo, expected):
     real = hardware.cpu_flags
     monkeypatch.setattr(hardware, "cpu_flags", lambda text=None: real(cpuinfo))
     hardware.cpu_has_fast_bf16.cache_clear()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
@@ -52,6 +54,47 @@ def test_shared_stats_from_the_same_image_reproduce_the_normal_path(net):
     stats = net.capture_norm_stats(x)
     assert len(stats) == net.num_norms
     torch.testing.assert_close(net(x, norm_stats=stats), net(x), rtol=0, atol=1e-6)
+
+
+def test_the_fused_norm_path_has_the_composite_paths_values_and_gradients(net):
+    # net(x) runs torch's F.instance_norm; the path that keeps statistics (tiling) runs the
+    # composite instance_norm: the same function, so outputs and gradients must agree
+    x = torch.rand(2, 3, 36, 28)
+    fused = net(x)
+    composite = net._run(x, None, True)[0]
+    torch.testing.assert_close(fused, composite, rtol=0, atol=1e-6)
+    grads = []
+    for y in (fused, composite):
+        net.zero_grad()
+        (y ** 2).mean().backward(retain_graph=True)
+        grads.append([p.grad.clone() for p in net.parameters()])
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_the_fused_norm_under_bf16_autocast_and_channels_last_stays_near_float32(net):
+    # the training path on a CPU with native bf16: autocast, NHWC tensors, the fused norm
+    x = torch.rand(2, 3, 32, 32)
+    ref = net(x)
+    twin = copy.deepcopy(net).to(memory_format=torch.channels_last)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = twin(x.contiguous(memory_format=torch.channels_last)).float()
+    assert (y - ref).abs().max() < 0.05  # bf16's 8-bit mantissa through 7 convs, on random weights
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        (twin(x) ** 2).mean().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in twin.parameters())
+
+
+def test_mixed_precision_keeps_the_ends_in_float32_and_the_output_close(net):
+    mixed = copy.deepcopy(net).mixed_precision()
+    assert mixed.encoder[0].conv.weight.dtype == torch.float32 and mixed.head[1].weight.dtype == torch.float32
+    assert mixed.residuals[0].block1.conv.weight.dtype == torch.bfloat16
+    x = torch.rand(1, 3, 40, 36)
+    with torch.no_grad():
+        y = mixed(x)
+        assert y.dtype == torch.float32 and y.shape == x.shape
+        assert (y - net(x)).abs().max() < 0.05
+        torch.testing.assert_close(mixed(x, norm_stats=mixed.capture_norm_stats(x)), y, atol=0.02, rtol=0)
 
 
 def test_shared_stats_are_actually_used_for_a_tile(net):

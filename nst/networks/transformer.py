@@ -98,11 +98,20 @@ class ConvBlock(nn.Module):
         self.conv = nn.Conv2d(cin, cout, kernel, stride, bias=False)
         self.norm = InstanceNorm(cout)
 
-    def forward(self, x: Tensor, stats_in: Optional[NormStats], stats_used: NormStats) -> Tensor:
+    def forward(self, x: Tensor, stats_in: Optional[NormStats], stats_used: NormStats,
+                keep_stats: bool = True) -> Tensor:
         """x (N,cin,H,W) -> (N,cout,H',W'). Takes its norm stats from ``stats_in[len(stats_used)]``
-        when given, and appends the stats it used to ``stats_used`` (the running layer index)."""
+        when given, and appends the stats it used to ``stats_used`` (the running layer index).
+        Without ``stats_in`` and ``keep_stats`` (a plain forward: nobody reads the statistics) the
+        norm is torch's fused ``F.instance_norm``, which is the same function (biased variance,
+        the same eps) at a fraction of the composite's memory traffic, forward and backward."""
+        x = x.to(self.conv.weight.dtype)  # a no-op unless mixed_precision() gave this block another dtype
         if self.upsample:
             x = F.interpolate(x, scale_factor=2.0, mode="nearest")
+        if stats_in is None and not keep_stats:
+            y = F.instance_norm(self.conv(self.pad(x)), weight=self.norm.weight, bias=self.norm.bias,
+                                eps=self.norm.eps)
+            return F.relu(y) if self.relu else y
         s: Optional[Tuple[Tensor, Tensor]] = None
         if stats_in is not None:
             s = stats_in[len(stats_used)]
@@ -119,8 +128,10 @@ class ResidualBlock(nn.Module):
         self.block1 = ConvBlock(channels, channels, 3)
         self.block2 = ConvBlock(channels, channels, 3, relu=False)
 
-    def forward(self, x: Tensor, stats_in: Optional[NormStats], stats_used: NormStats) -> Tensor:
-        return x + self.block2(self.block1(x, stats_in, stats_used), stats_in, stats_used)
+    def forward(self, x: Tensor, stats_in: Optional[NormStats], stats_used: NormStats,
+                keep_stats: bool = True) -> Tensor:
+        y = self.block1(x, stats_in, stats_used, keep_stats)
+        return x + self.block2(y, stats_in, stats_used, keep_stats)
 
 
 def _reflect_index(n: int, before: int, total: int, device: torch.device) -> Tensor:
@@ -176,7 +187,8 @@ class TransformerNet(nn.Module):
             nn.init.zeros_(self.head[1].bias)
         self.num_norms = 5 + 2 * num_residual
 
-    def _run(self, x: Tensor, norm_stats: Optional[NormStats]) -> Tuple[Tensor, NormStats]:
+    def _run(self, x: Tensor, norm_stats: Optional[NormStats],
+             keep_stats: bool = True) -> Tuple[Tensor, NormStats]:
         # (skipped while tracing: the channel check would be frozen into the graph with a warning)
         if not torch.jit.is_tracing() and (x.dim() != 4 or x.shape[1] != 3):
             raise ValueError(f"TransformerNet expects (N,3,H,W) input, got {list(x.shape)}")
@@ -196,11 +208,12 @@ class TransformerNet(nn.Module):
         padded = y
         used: NormStats = []
         for block in self.encoder:
-            y = block(y, norm_stats, used)
+            y = block(y, norm_stats, used, keep_stats)
         for block in self.residuals:
-            y = block(y, norm_stats, used)
+            y = block(y, norm_stats, used, keep_stats)
         for block in self.decoder:
-            y = block(y, norm_stats, used)
+            y = block(y, norm_stats, used, keep_stats)
+        y = y.to(self.head[1].weight.dtype)
         if self.head_input:
             y = torch.cat([y, padded.to(y.dtype)], dim=1)
         y = self.head(y)
@@ -216,9 +229,21 @@ class TransformerNet(nn.Module):
     def forward(self, x: Tensor, norm_stats: Optional[NormStats] = None) -> Tensor:
         """x (N,3,H,W) in [0,1] -> (N,3,H,W) in [0,1]. With ``norm_stats`` (from
         :meth:`capture_norm_stats`) every instance norm uses those instead of x's own statistics."""
-        return self._run(x, norm_stats)[0]
+        return self._run(x, norm_stats, norm_stats is not None)[0]
+
+    @torch.jit.ignore
+    def mixed_precision(self, dtype: torch.dtype = torch.bfloat16) -> TransformerNet:
+        """In place: every block but the first and the 9x9 output conv in ``dtype`` (their inputs
+        are cast at each block), those two in float32. Measured on real photos and the shipped
+        models: with the whole network in bf16 the output strays up to 9.7/255 from float32's,
+        because the first conv sees raw pixels at bf16's 8-bit mantissa and its instance norm then
+        divides by the photo's own contrast, so a low-contrast channel amplifies the rounding; with
+        the two ends in float32 (10 % of the FLOPs) it stays within 2/255 (docs/benchmarks.md)."""
+        for block in [*self.encoder[1:], *self.residuals, *self.decoder]:
+            block.to(dtype)
+        return self
 
     @torch.jit.export
     def capture_norm_stats(self, x: Tensor) -> NormStats:
         """One (mean, var) pair, each (N,C,1,1) float32, per norm layer, computed on x (N,3,H,W)."""
-        return self._run(x, None)[1]
+        return self._run(x, None, True)[1]

@@ -51,7 +51,15 @@ class Stylizer:
 
     def __init__(self, net: TransformerNet, metadata: dict | None = None, *,
                  device: str | torch.device = "cpu", precision: str | int = "32",
-                 channels_last: bool = False, **options: Any) -> None:
+                 channels_last: bool = False, backend: str = "auto", **options: Any) -> None:
+        """``precision``: "32", or "bf16-mixed" (a network with ``mixed_precision``, as
+        TransformerNet, keeps its first block and output conv in float32, the rest in bf16; any
+        other runs under autocast), "16-mixed" (autocast). ``backend``: "auto" (ONNX Runtime on
+        the CPU in float32 when it is installed: nst.onnxrt; else torch; the environment variable
+        NST_BACKEND=torch turns it off), "torch" or "onnxruntime". ``channels_last``: NHWC
+        tensors, which pay on GPUs (on this project's CPU the fused instance norm makes NCHW faster)."""
+        from nst import onnxrt
+
         self.device = torch.device(device)
         amp = _AUTOCAST.get(str(precision), ...)
         if amp is ...:
@@ -59,8 +67,15 @@ class Stylizer:
         self.amp: torch.dtype | None = amp
         self.channels_last = bool(channels_last)
         self.net = net.to(self.device).eval().requires_grad_(False)
+        self._autocast_on = amp is not None
+        if amp is torch.bfloat16 and hasattr(self.net, "mixed_precision"):
+            self.net = copy.deepcopy(self.net).mixed_precision(amp)  # the caller's net stays float32
+            self._autocast_on = False
         if self.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
+        self.backend = "torch"
+        if onnxrt.wanted(backend, self.device, amp, self.net):
+            self.net, self.backend = onnxrt.OrtNet(self.net), "onnxruntime"
         self.metadata = dict(metadata or {})
         self.strength, self.preserve_color = 1.0, "none"
         self.tile_size, self.tile_overlap, self.tile_stats_size = 1024, 64, None
@@ -115,7 +130,7 @@ class Stylizer:
         return to_pil(self.stylize_tensor(from_pil(pil)), alpha)
 
     def _autocast(self) -> contextlib.AbstractContextManager:
-        if self.amp is None:
+        if not self._autocast_on:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.amp)
 

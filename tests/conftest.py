@@ -26,6 +26,9 @@ def _one_thread():
 def _isolated(tmp_path_factory, monkeypatch):
     # Never touch the user's cache or wandb account from a test.
     monkeypatch.setenv("NST_CACHE", str(tmp_path_factory.getbasetemp() / "nst-cache"))
+    # Stylizers run eager PyTorch unless a test asks for ONNX Runtime (tests/test_onnxrt.py): an
+    # export per tiny random network would cost seconds and test the exporter, not the code at hand.
+    monkeypatch.setenv("NST_BACKEND", "torch")
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
     torch.manual_seed(0)

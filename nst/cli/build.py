@@ -77,16 +77,26 @@ def build_logger(cfg: DictConfig, save_dir: str | Path | None = None):
     return instantiate(cfg.logger, **extra)
 
 
+def gatys_module(cfg: DictConfig, **kwargs):
+    """``cfg.model`` as the factory of GatysModules that mode=gatys and mode=compare run (a
+    ``_partial_`` nst.gatys.GatysModule); one line when the model group names something else."""
+    target = str(cfg.model.get("_target_", ""))
+    if target != "nst.gatys.GatysModule" or not cfg.model.get("_partial_"):
+        raise NSTError(f"model={target or '?'}: mode={cfg.mode} optimizes an image, choose model=gatys "
+                       "(L-BFGS) or model=gatys_adam")
+    return instantiate(cfg.model, **kwargs)
+
+
 def build_callbacks(cfg: DictConfig) -> list[pl.Callback]:
     """The callbacks ``cfg.callbacks`` lists by name (a ``_target_`` each; a null entry is dropped)."""
     specs = cfg.get("callbacks") or {}
     callbacks = []
     for name, spec in specs.items():
-        if spec is None:
+        if spec is None or spec is False:
             continue
-        if "_target_" not in spec:
+        if not OmegaConf.is_dict(spec) or "_target_" not in spec:
             raise NSTError(f"callbacks.{name}: needs a _target_ (a Lightning callback class), "
-                           f"got {dict(spec)}")
+                           f"got {spec}")
         callbacks.append(instantiate(spec))
     return callbacks
 
@@ -126,8 +136,10 @@ def device_settings(cfg: DictConfig) -> dict:
     if device == "cuda" and not torch.cuda.is_available():
         raise NSTError("trainer.accelerator=gpu but no CUDA device is available here (use trainer=cpu)")
     perf = cfg.get("perf") or {}
+    # NHWC pays on GPUs; on the CPU the network's fused instance norm runs NCHW, and NCHW was
+    # faster at every precision measured (docs/benchmarks.md)
     return {"device": device, "precision": precision(cfg),
-            "channels_last": bool(perf.get("channels_last", False))}
+            "channels_last": bool(perf.get("channels_last", False)) and device != "cpu"}
 
 
 def pixels(cfg: DictConfig, key: str = "size", optional: bool = False) -> int | None:

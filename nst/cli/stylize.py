@@ -97,22 +97,64 @@ def _checked(jobs: list[Job]) -> list[Job]:
     return jobs
 
 
+_LAUNCHERS = ("ddp_spawn", "ddp_fork", "ddp_notebook")  # their workers' summaries never reach the parent
+
+
+def distributed(cfg: DictConfig) -> bool:
+    """Whether the trainer group (or a torchrun/SLURM launch: WORLD_SIZE) asks for more than one
+    process; NSTError for the strategies whose workers cannot report back."""
+    t = cfg.trainer
+    strategy = str(t.get("strategy", "auto"))
+    if strategy.startswith(_LAUNCHERS):
+        raise NSTError(f"trainer.strategy={strategy}: mode=stylize splits files with strategy=ddp "
+                       "(Lightning's subprocesses, torchrun or SLURM), not with spawned or forked workers")
+    return (strategy.startswith("ddp") or int(t.get("num_nodes", 1) or 1) > 1
+            or str(t.get("devices", 1)) not in ("1", "auto") or int(os.environ.get("WORLD_SIZE", "1")) > 1)
+
+
 def run(cfg: DictConfig) -> Summary:
     checkpoint = require(cfg, "checkpoint", "an exported .safetensors model or a Lightning .ckpt")
     spec = require(cfg, "input", "a photo, a folder of photos or a glob like 'photos/*.jpg'")
     settings = device_settings(cfg)
     if settings["device"] == "cpu":
         keep_freed_memory()
-    net, meta = load_any(str(checkpoint), settings["device"])
-    stylizer = Stylizer(net, meta, **settings, strength=cfg.strength, preserve_color=cfg.preserve_color,
-                        tile_size=cfg.tile_size, tile_overlap=cfg.tile_overlap,
-                        tile_stats_size=cfg.tile_stats_size)
+    options = {"strength": cfg.strength, "preserve_color": cfg.preserve_color, "tile_size": cfg.tile_size,
+               "tile_overlap": cfg.tile_overlap, "tile_stats_size": cfg.tile_stats_size}
+    files = {"size": cfg.get("size"), "overwrite": bool(cfg.overwrite), "batch_size": cfg.batch_size,
+             "quality": cfg.quality}
     jobs = plan_jobs(str(spec), cfg.get("output"), Path(cfg.paths.output_dir) / "stylized", cfg.output_ext)
-    summary = stylize_files(stylizer, jobs, size=cfg.get("size"), overwrite=bool(cfg.overwrite),
-                            batch_size=cfg.batch_size, quality=cfg.quality)
+    if distributed(cfg):
+        summary = _run_distributed(cfg, str(checkpoint), jobs, settings, options, files)
+        if summary is None:  # not rank 0: rank 0 reports for everyone
+            return Summary()
+    else:
+        net, meta = load_any(str(checkpoint), settings["device"])
+        stylizer = Stylizer(net, meta, **settings, **options)
+        summary = stylize_files(stylizer, jobs, **files)
     where = jobs[0].target if len(jobs) == 1 else Path(os.path.commonpath([j.target.parent for j in jobs]))
     print(f"{summary.line()} -> {where}")
     if summary.failed:
         first, why = summary.failed[0]
         raise NSTError(f"{len(summary.failed)} of {len(jobs)} inputs failed (first: {why})")
     return summary
+
+
+def _run_distributed(cfg: DictConfig, checkpoint: str, jobs: list[Job], settings: dict, options: dict,
+                     files: dict) -> Summary | None:
+    """The jobs split across the trainer's processes (nst.training.predict); the summary of all
+    ranks on rank 0, None elsewhere."""
+    from nst.cli.build import build_trainer
+    from nst.training.predict import stylize_distributed
+
+    net, meta = load_any(checkpoint, "cpu")  # Lightning moves it to each rank's device
+
+    def make(net, device) -> Stylizer:
+        return Stylizer(net, meta, device=device, precision=settings["precision"],
+                        channels_last=settings["channels_last"], **options)
+
+    # the Stylizer applies the precision itself; Lightning's own autocast stays off
+    trainer = build_trainer(cfg, logger=False, precision="32-true", enable_checkpointing=False,
+                            enable_progress_bar=False, enable_model_summary=False,
+                            use_distributed_sampler=True)
+    summary, zero = stylize_distributed(net, jobs, trainer, make, **files)
+    return summary if zero else None

@@ -429,7 +429,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int)
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's, one per core)")
     p.add_argument("--json", type=Path, help="write the report here as well")
+    p.add_argument("--peer", type=Path, help="pytorch/examples' fast_neural_style folder: nst's default "
+                   "paths beside it on the CPU, alternating (scripts/peer.py); --only, --stylize-sizes, "
+                   "--train-size, --batches, --repeats, --warmup and --threads apply")
     args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.peer:
+        return peer_main(args)
     if args.device == "cuda" and not torch.cuda.is_available():
         p.error("--device cuda: no CUDA device here")
     if not (REPO / "configs" / "model" / f"{args.model}.yaml").is_file():
@@ -443,8 +450,6 @@ def main(argv: list[str] | None = None) -> int:
     plan.batches = plan.batches if "train" in only else ()
     plan.stylize_sizes = plan.stylize_sizes if "stylize" in only else ()
     plan.gatys_optimizers = plan.gatys_optimizers if "gatys" in only else ()
-    if args.threads:
-        torch.set_num_threads(args.threads)
     setup = Setup(args.device, args.precision, args.channels_last, args.compile, args.model)
     device = torch.device(args.device)
     if device.type == "cuda":
@@ -470,6 +475,39 @@ def main(argv: list[str] | None = None) -> int:
     save(run(setup, plan, baseline=args.baseline, log=lambda s: print(s, flush=True), done=save))
     print("\n" + table(report))
     return 1 if any("error" in r for r in report["rows"]) else 0
+
+
+def peer_main(args: argparse.Namespace) -> int:
+    """``--peer PATH``: the side-by-side report of scripts/peer.py, printed as a table."""
+    import peer
+
+    warnings.filterwarnings("ignore", message=QUIET)
+    hw = hardware(torch.device("cpu"))
+    only = set(args.only.split(","))
+    report = peer.run(args.peer, train_size=(args.train_size or 256) if "train" in only else 0,
+                      batch=(args.batches or (4,))[0],
+                      sizes=(args.stylize_sizes or (512, 1024, 2048)) if "stylize" in only else (),
+                      warmup=args.warmup or 1, repeats=args.repeats or 3)
+    report.update(date=datetime.datetime.now().astimezone().isoformat(timespec="seconds"), hardware=hw,
+                  loadavg_end=list(os.getloadavg()))
+    print(f"\n{report['date']}: {hw['cpu']}, {report['threads']} torch threads, torch {hw['torch']}; "
+          f"load average {hw.get('loadavg_start')} -> {report['loadavg_end']}\n")
+    print("| workload | size | peer | nst | nst speed-up | GFLOP (nst) | nst % of fp32 / bf16 matmul peak "
+          "| peak MiB over start (peer / nst) |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for r in report["rows"]:
+        s = r["seconds"]
+        label = f"{r['workload']}, batch {r['batch']}" if r["workload"] == "train" else r["workload"]
+        print(f"| {label} | {r['size']} | {s['peer'] * 1e3:.0f} ms | {s['nst'] * 1e3:.0f} ms | "
+              f"{r['ratio']:.2f}x | {r['flops']['nst'] / 1e9:.0f} | "
+              f"{100 * r['fraction_of_fp32_peak']['nst']:.0f} % / "
+              f"{100 * r['fraction_of_bf16_peak']['nst']:.0f} % | "
+              f"{r['peak_extra_mb']['peer']:.0f} / {r['peak_extra_mb']['nst']:.0f} |")
+    if args.json:
+        from nst.files import atomic_write_text
+
+        atomic_write_text(args.json, json.dumps(report, indent=2, default=str))
+    return 0
 
 
 if __name__ == "__main__":

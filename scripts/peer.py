@@ -1,0 +1,251 @@
+"""nst beside pytorch/examples' fast_neural_style (the peer), in one process, steps alternating.
+
+    python scripts/benchmark.py --peer ../shared/peers/pytorch_examples_fast_neural_style
+
+The peer is imported from the path given (never copied into this project) and run as its own
+``neural_style.py`` runs it: its TransformerNet and Vgg16 modules, float32, NCHW, eager, pixels in
+[0, 255], its ``normalize_batch`` and ``gram_matrix``, Adam 1e-3. Its VGG gets random weights
+(its constructor asks torchvision for ImageNet weights, a download; speed does not depend on them).
+
+nst runs the paths a user gets with no flags:
+
+- training: what ``nst mode=train`` builds (configs composed by Hydra: model=transformer,
+  loss=johnson2016, trainer=cpu with its ``precision: auto`` made concrete, ``perf.channels_last``),
+  one step = ``module.training_step`` + backward + the module's own optimizer step, under the
+  autocast Lightning would apply (none for 32-true). Lightning's own loop overhead is measured
+  apart (``lightning_overhead``), as a full ``trainer.fit`` of the same steps.
+- stylization: ``nst.load_model(file)(image)`` on a (1, 3, S, S) tensor: the Python API's defaults
+  (float32, tiles above 1024 px), the same architecture (32 channels, 5 residual blocks, random
+  weights saved to a model file and loaded back).
+
+Each figure is the median of ``repeats`` timed calls after warm-up; peer and nst calls alternate
+(peer, nst, peer, nst, ...) so a change of load on a shared machine hits both alike.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import statistics
+import sys
+import tempfile
+import time
+import types
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def import_peer(path: str | Path) -> types.SimpleNamespace:
+    """The peer's modules from ``path`` (the folder holding ``neural_style/``), with its VGG built
+    on random weights and Pillow's removed ``ANTIALIAS`` aliased (its README's two notes)."""
+    import torchvision
+    from PIL import Image
+
+    root = Path(path).expanduser().resolve()
+    if not (root / "neural_style" / "transformer_net.py").is_file():
+        raise SystemExit(f"--peer {path}: no neural_style/transformer_net.py there")
+    if not hasattr(Image, "ANTIALIAS"):
+        Image.ANTIALIAS = Image.LANCZOS
+    sys.path.insert(0, str(root))
+    try:
+        net = importlib.import_module("neural_style.transformer_net")
+        vgg = importlib.import_module("neural_style.vgg")
+        utils = importlib.import_module("neural_style.utils")
+    finally:
+        sys.path.remove(str(root))
+    # Its Vgg16 calls models.vgg16(weights=IMAGENET1K_V1): give it a models namespace whose vgg16
+    # ignores the weights (random init), so nothing is downloaded.
+    vgg.models = types.SimpleNamespace(vgg16=lambda weights=None: torchvision.models.vgg16(weights=None),
+                                       VGG16_Weights=torchvision.models.VGG16_Weights)
+    return types.SimpleNamespace(TransformerNet=net.TransformerNet, Vgg16=vgg.Vgg16,
+                                 gram_matrix=utils.gram_matrix, normalize_batch=utils.normalize_batch,
+                                 path=str(root))
+
+
+# ---- the peer ------------------------------------------------------------------------------------
+
+def peer_train_step(peer: types.SimpleNamespace, batch: int, size: int, style_size: int = 256) -> Callable:
+    """One step of the peer's train(): the loop body of neural_style.py, batch of ``batch``."""
+    torch.manual_seed(0)
+    transformer = peer.TransformerNet()
+    optimizer = torch.optim.Adam(transformer.parameters(), 1e-3)
+    mse = torch.nn.MSELoss()
+    vgg = peer.Vgg16(requires_grad=False)
+    style = (torch.rand(1, 3, style_size, style_size) * 255).repeat(batch, 1, 1, 1)
+    gram_style = [peer.gram_matrix(y) for y in vgg(peer.normalize_batch(style))]
+    photos = torch.rand(batch, 3, size, size) * 255
+
+    def step() -> None:
+        optimizer.zero_grad()
+        x = photos.clone()  # normalize_batch divides in place, as on the peer's fresh batches
+        y = transformer(x)
+        y = peer.normalize_batch(y)
+        x = peer.normalize_batch(x)
+        features_y, features_x = vgg(y), vgg(x)
+        content = 1e5 * mse(features_y.relu2_2, features_x.relu2_2)
+        style_loss = 0.0
+        for ft_y, gm_s in zip(features_y, gram_style):
+            style_loss += mse(peer.gram_matrix(ft_y), gm_s[:batch, :, :])
+        (content + 1e10 * style_loss).backward()
+        optimizer.step()
+
+    return step
+
+
+def peer_stylizer(peer: types.SimpleNamespace) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The peer's stylize(): its TransformerNet in eval mode under no_grad, pixels in [0, 255]."""
+    torch.manual_seed(0)
+    net = peer.TransformerNet().eval()
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return net(x * 255).clamp(0, 255) / 255
+
+    return run
+
+
+# ---- nst, the default paths ----------------------------------------------------------------------
+
+def nst_config(*overrides: str):
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(REPO / "configs"), version_base="1.3"):
+        return compose("config", overrides=["mode=train", "vgg.weights=random", "logger=none",
+                                            "style=unused.jpg", *overrides])
+
+
+def nst_train_step(batch: int, size: int, style_size: int = 256, *overrides: str) -> tuple[Callable, dict]:
+    """One step of what ``nst mode=train`` builds, and what it ran with (precision, layout)."""
+    from hydra.utils import instantiate
+
+    from nst.cli.build import build_loss, precision
+
+    cfg = nst_config(f"data.crop={size}", f"data.batch_size={batch}", *overrides)
+    torch.manual_seed(0)
+    loss = build_loss(cfg)
+    loss.set_style([torch.rand(1, 3, style_size, style_size)])
+    module = instantiate(cfg.model, loss=loss, _convert_="all")
+    module.setup("fit")  # channels_last on the net and the VGG, as Lightning's setup hook does
+    module.log = lambda *a, **k: None  # no trainer attached: logging is Lightning's, timed apart
+    module.log_dict = lambda *a, **k: None
+    optimizer = module.configure_optimizers()
+    optimizer = optimizer["optimizer"] if isinstance(optimizer, dict) else optimizer
+    mode = precision(cfg)
+    amp = (torch.autocast("cpu", dtype=torch.bfloat16) if mode.startswith("bf16")
+           else contextlib.nullcontext())
+    photos = torch.rand(batch, 3, size, size)
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        with amp:
+            out = module.training_step({"input": photos}, 0)
+        out.backward()
+        optimizer.step()
+
+    return step, {"precision": mode, "channels_last": bool(cfg.perf.channels_last),
+                  "model": str(cfg.model.net._target_).rsplit(".", 1)[-1],
+                  "net": dict(cfg.model.net)}
+
+
+def nst_stylizer(folder: Path, **options: Any) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``nst.load_model(file)`` for a TransformerNet of the default size (random weights)."""
+    import nst
+    from nst.modelfile import save_model
+    from nst.networks.transformer import TransformerNet
+
+    torch.manual_seed(0)
+    path = save_model(folder / "bench.safetensors", TransformerNet(), {"style": ["random"]})
+    return nst.load_model(path, device="cpu", **options)
+
+
+# ---- measuring -----------------------------------------------------------------------------------
+
+def alternate(fns: dict[str, Callable[[], Any]], warmup: int, repeats: int) -> dict[str, list[float]]:
+    """Seconds per call of each function: ``warmup`` untimed calls each, then ``repeats`` rounds
+    that call every function once, in turn."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def flops(fn: Callable[[], Any]) -> float:
+    """Floating-point operations of one call (torch.utils.flop_counter: convs, matmuls, their
+    backward; the elementwise rest is not counted)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return float(counter.get_total_flops())
+
+
+def matmul_peak(dtype: torch.dtype, n: int = 2048, repeats: int = 5) -> float:
+    """FLOP/s of a large square matmul in ``dtype`` on this CPU: the practical peak the workloads
+    are measured against (a theoretical peak needs clock and unit counts a VM does not show)."""
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    for _ in range(2):
+        a @ b
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - start)
+    return 2 * n ** 3 / statistics.median(times)
+
+
+def run(peer_path: str | Path, *, train_size: int = 256, batch: int = 4, sizes=(512, 1024, 2048),
+        warmup: int = 1, repeats: int = 3, log: Callable[[str], None] = print,
+        train_overrides: tuple[str, ...] = ()) -> dict:
+    """The side-by-side report: per workload the peer's and nst's median seconds, their ratio
+    (peer / nst: above 1 nst is faster), FLOPs, achieved FLOP/s against the matmul peaks, memory."""
+    sys.path.insert(0, str(REPO / "scripts"))
+    from benchmark import PeakMemory  # scripts/benchmark.py
+
+    peer = import_peer(peer_path)
+    device = torch.device("cpu")
+    report: dict[str, Any] = {"peer": peer.path, "threads": torch.get_num_threads(), "rows": []}
+    peaks = {"fp32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16)}
+    report["matmul_peak_tflops"] = {k: v / 1e12 for k, v in peaks.items()}
+    log(f"matmul peaks: fp32 {peaks['fp32'] / 1e12:.3f}, bf16 {peaks['bf16'] / 1e12:.3f} TFLOP/s")
+
+    def add(workload: str, size: int, fns: dict[str, Callable], info: dict) -> None:
+        mem = PeakMemory(device)
+        peak = {}
+        for name, fn in fns.items():  # memory from each one's own warm-up call, one after the other
+            mem.reset()
+            fn()
+            peak[name] = mem.read()["peak_extra_mb"]
+        times = alternate(fns, max(0, warmup - 1), repeats)
+        med = {name: statistics.median(t) for name, t in times.items()}
+        count = {name: flops(fn) for name, fn in fns.items()}
+        row = {"workload": workload, "size": size, **info, "seconds": med, "times_s": times,
+               "peak_extra_mb": peak, "flops": count, "ratio": med["peer"] / med["nst"],
+               "fraction_of_fp32_peak": {n: count[n] / med[n] / peaks["fp32"] for n in fns},
+               "fraction_of_bf16_peak": {n: count[n] / med[n] / peaks["bf16"] for n in fns}}
+        report["rows"].append(row)
+        log(f"{workload} {size} px: peer {med['peer'] * 1e3:.0f} ms, nst {med['nst'] * 1e3:.0f} ms -> "
+            f"{row['ratio']:.2f}x; GFLOP peer {count['peer'] / 1e9:.0f}, nst {count['nst'] / 1e9:.0f}; "
+            f"peak MiB over start: peer {peak['peer']:.0f}, nst {peak['nst']:.0f}")
+
+    if train_size:
+        step, info = nst_train_step(batch, train_size, 256, *train_overrides)
+        add("train", train_size, {"peer": peer_train_step(peer, batch, train_size), "nst": step},
+            {"batch": batch, **info})
+    with tempfile.TemporaryDirectory() as tmp:
+        stylizer = nst_stylizer(Path(tmp))
+        peer_run = peer_stylizer(peer)
+        for size in sizes:
+            x = torch.rand(1, 3, size, size)
+            add("stylize", size, {"peer": lambda x=x: peer_run(x), "nst": lambda x=x: stylizer(x)},
+                {"batch": 1, "tile_size": stylizer.tile_size})
+    return report

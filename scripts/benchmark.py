@@ -432,6 +432,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--peer", type=Path, help="pytorch/examples' fast_neural_style folder: nst's default "
                    "paths beside it on the CPU, alternating (scripts/peer.py); --only, --stylize-sizes, "
                    "--train-size, --batches, --repeats, --warmup and --threads apply")
+    p.add_argument("--levers", action="store_true", help="with --peer: the table of levers instead (each "
+                   "precision, layout, backend and torch.compile on the same network, beside the peer)")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -484,6 +486,30 @@ def peer_main(args: argparse.Namespace) -> int:
     warnings.filterwarnings("ignore", message=QUIET)
     hw = hardware(torch.device("cpu"))
     only = set(args.only.split(","))
+    if args.levers:
+        rows = []
+        for size in (args.stylize_sizes or (512,)) if "stylize" in only else ():
+            if size > 1024:  # tiles: the tile-size lever (the others at this size take minutes each)
+                rows += peer.tile_levers(args.peer, size, repeats=args.repeats or 2)
+                continue
+            rows += peer.stylize_levers(args.peer, size, warmup=args.warmup or 1, repeats=args.repeats or 3)
+        if "train" in only:
+            rows += peer.train_levers(args.peer, (args.batches or (4,))[0], args.train_size or 256,
+                                      warmup=args.warmup or 1, repeats=args.repeats or 3)
+        print(f"\n{datetime.datetime.now().astimezone().isoformat(timespec='seconds')}: {hw['cpu']}, "
+              f"{torch.get_num_threads()} torch threads; load average {hw.get('loadavg_start')} -> "
+              f"{list(os.getloadavg())}\n\n| lever | size | ms | vs the peer | max diff from fp32 (/255) "
+              "| first call (compile) |\n| --- | --- | --- | --- | --- | --- |")
+        for r in rows:
+            diff = "-" if r.get("max_diff_255") is None else f"{r['max_diff_255']:.3f}"
+            first = f"{r['compile_s']:.0f} s" if r.get("compile_s") else "-"
+            size = f"{r['size']}" + (f", batch {r['batch']}" if "batch" in r else "")
+            print(f"| {r['lever']} | {size} | {r['ms']:.0f} | {r['vs_peer']:.2f}x | {diff} | {first} |")
+        if args.json:
+            from nst.files import atomic_write_text
+
+            atomic_write_text(args.json, json.dumps({"hardware": hw, "rows": rows}, indent=2))
+        return 0
     report = peer.run(args.peer, train_size=(args.train_size or 256) if "train" in only else 0,
                       batch=(args.batches or (4,))[0],
                       sizes=(args.stylize_sizes or (512, 1024, 2048)) if "stylize" in only else (),
@@ -491,7 +517,10 @@ def peer_main(args: argparse.Namespace) -> int:
     report.update(date=datetime.datetime.now().astimezone().isoformat(timespec="seconds"), hardware=hw,
                   loadavg_end=list(os.getloadavg()))
     print(f"\n{report['date']}: {hw['cpu']}, {report['threads']} torch threads, torch {hw['torch']}; "
-          f"load average {hw.get('loadavg_start')} -> {report['loadavg_end']}\n")
+          f"load average {hw.get('loadavg_start')} -> {report['loadavg_end']}; matmul peaks "
+          f"{report['matmul_peak_tflops']['fp32']:.3f} (fp32) / {report['matmul_peak_tflops']['bf16']:.3f} "
+          f"(bf16) TFLOP/s; nst stylizes with {report.get('nst_backend')} "
+          f"(first load {report.get('nst_first_load_s', 0):.1f} s)\n")
     print("| workload | size | peer | nst | nst speed-up | GFLOP (nst) | nst % of fp32 / bf16 matmul peak "
           "| peak MiB over start (peer / nst) |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")

@@ -218,7 +218,8 @@ def run(peer_path: str | Path, *, train_size: int = 256, batch: int = 4, sizes=(
     report["matmul_peak_tflops"] = {k: v / 1e12 for k, v in peaks.items()}
     log(f"matmul peaks: fp32 {peaks['fp32'] / 1e12:.3f}, bf16 {peaks['bf16'] / 1e12:.3f} TFLOP/s")
 
-    def add(workload: str, size: int, fns: dict[str, Callable], info: dict) -> None:
+    def add(workload: str, size: int, fns: dict[str, Callable], info: dict,
+            count_with: dict[str, Callable] | None = None) -> None:
         mem = PeakMemory(device)
         peak = {}
         for name, fn in fns.items():  # memory from each one's own warm-up call, one after the other
@@ -227,7 +228,9 @@ def run(peer_path: str | Path, *, train_size: int = 256, batch: int = 4, sizes=(
             peak[name] = mem.read()["peak_extra_mb"]
         times = alternate(fns, max(0, warmup - 1), repeats)
         med = {name: statistics.median(t) for name, t in times.items()}
-        count = {name: flops(fn) for name, fn in fns.items()}
+        # FLOPs as torch counts them: ONNX Runtime's kernels are invisible to it, so a run on that
+        # backend is counted on the same network under torch (``count_with``)
+        count = {name: flops((count_with or {}).get(name, fn)) for name, fn in fns.items()}
         row = {"workload": workload, "size": size, **info, "seconds": med, "times_s": times,
                "peak_extra_mb": peak, "flops": count, "ratio": med["peer"] / med["nst"],
                "fraction_of_fp32_peak": {n: count[n] / med[n] / peaks["fp32"] for n in fns},
@@ -242,10 +245,125 @@ def run(peer_path: str | Path, *, train_size: int = 256, batch: int = 4, sizes=(
         add("train", train_size, {"peer": peer_train_step(peer, batch, train_size), "nst": step},
             {"batch": batch, **info})
     with tempfile.TemporaryDirectory() as tmp:
-        stylizer = nst_stylizer(Path(tmp))
+        start = time.perf_counter()
+        stylizer = nst_stylizer(Path(tmp))  # the first load of a model exports its ONNX graphs (cached)
+        report["nst_first_load_s"] = time.perf_counter() - start
+        report["nst_backend"] = stylizer.backend
+        log(f"nst.load_model: backend {stylizer.backend}, first load {report['nst_first_load_s']:.1f} s")
         peer_run = peer_stylizer(peer)
+        counted = nst_stylizer(Path(tmp), backend="torch")
         for size in sizes:
             x = torch.rand(1, 3, size, size)
             add("stylize", size, {"peer": lambda x=x: peer_run(x), "nst": lambda x=x: stylizer(x)},
-                {"batch": 1, "tile_size": stylizer.tile_size})
+                {"batch": 1, "tile_size": stylizer.tile_size, "backend": stylizer.backend},
+                count_with={"nst": lambda x=x: counted(x)})
     return report
+
+
+# ---- levers: what each change buys, on the same network ------------------------------------------
+
+def stylize_levers(peer_path: str | Path, size: int = 512, warmup: int = 1, repeats: int = 3,
+                   compile: bool = True, log: Callable[[str], None] = print) -> list[dict]:
+    """Median ms of one (1, 3, size, size) stylization for each lever on the default TransformerNet
+    (random weights), beside the peer, alternating; with each one's max abs difference from the
+    float32 eager output (in 1/255) and, for torch.compile, the first call's seconds."""
+    import copy
+
+    from nst.networks.transformer import TransformerNet
+
+    torch.manual_seed(0)
+    x = torch.rand(1, 3, size, size)
+    net = TransformerNet().eval().requires_grad_(False)
+    nhwc = copy.deepcopy(net).to(memory_format=torch.channels_last)
+    mixed = copy.deepcopy(net).mixed_precision()
+    x_nhwc = x.contiguous(memory_format=torch.channels_last)
+    peer_run = peer_stylizer(import_peer(peer_path))
+    bf16 = torch.autocast("cpu", dtype=torch.bfloat16)
+    fns: dict[str, Callable[[], torch.Tensor]] = {
+        "peer (fp32 eager)": lambda: peer_run(x),
+        "composite instance norm (before)": lambda: net._run(x, None, True)[0],
+        "fused F.instance_norm (fp32, NCHW)": lambda: net(x),
+        "fused, channels_last": lambda: nhwc(x_nhwc),
+        "bf16 autocast, whole net": lambda: _under(bf16, lambda: net(x)),
+        "bf16 mixed_precision (ends fp32)": lambda: mixed(x),
+    }
+    from nst import onnxrt
+
+    if onnxrt.available():
+        twin = onnxrt.OrtNet(net)
+        fns["ONNX Runtime fp32"] = lambda: twin(x)
+    compile_s = {}
+    if compile:
+        import torch._inductor.config as inductor
+
+        inductor.freezing = True  # weights as constants: inference only
+        for name, module in (("torch.compile fp32", net), ("torch.compile mixed bf16", mixed)):
+            compiled = torch.compile(copy.deepcopy(module), dynamic=False)
+            start = time.perf_counter()
+            with torch.no_grad():
+                compiled(x)
+            compile_s[name] = time.perf_counter() - start
+            fns[name] = lambda c=compiled: c(x)
+    with torch.no_grad():
+        ref = net(x)
+        diffs = {name: float((fn().float() - ref).abs().max()) * 255 for name, fn in fns.items()
+                 if not name.startswith("peer")}
+        times = alternate(fns, warmup, repeats)
+    rows = []
+    for name, t in times.items():
+        row = {"lever": name, "size": size, "ms": 1e3 * statistics.median(t),
+               "vs_peer": statistics.median(times["peer (fp32 eager)"]) / statistics.median(t),
+               "max_diff_255": diffs.get(name), "compile_s": compile_s.get(name)}
+        rows.append(row)
+        log(f"{name}: {row['ms']:.0f} ms, {row['vs_peer']:.2f}x the peer"
+            + (f", max diff {row['max_diff_255']:.3f}/255" if row["max_diff_255"] is not None else "")
+            + (f", first call {row['compile_s']:.0f} s" if row["compile_s"] else ""))
+    return rows
+
+
+def train_levers(peer_path: str | Path, batch: int = 4, size: int = 256, warmup: int = 1, repeats: int = 3,
+                 log: Callable[[str], None] = print) -> list[dict]:
+    """Median ms of one training step of what ``nst mode=train`` builds, under each precision and
+    memory layout, beside the peer's step, alternating."""
+    variants = {"fp32, channels_last": ["trainer.precision=32-true"],
+                "fp32, NCHW": ["trainer.precision=32-true", "perf.channels_last=false"],
+                "bf16 autocast, channels_last": ["trainer.precision=bf16-mixed"],
+                "bf16 autocast, NCHW": ["trainer.precision=bf16-mixed", "perf.channels_last=false"]}
+    fns = {"peer (fp32 eager)": peer_train_step(import_peer(peer_path), batch, size)}
+    for name, overrides in variants.items():
+        fns[name] = nst_train_step(batch, size, 256, *overrides)[0]
+    times = alternate(fns, warmup, repeats)
+    peer_s = statistics.median(times["peer (fp32 eager)"])
+    rows = [{"lever": name, "size": size, "batch": batch, "ms": 1e3 * statistics.median(t),
+             "vs_peer": peer_s / statistics.median(t)} for name, t in times.items()]
+    for r in rows:
+        log(f"train {r['lever']}: {r['ms']:.0f} ms, {r['vs_peer']:.2f}x the peer")
+    return rows
+
+
+def _under(context, fn: Callable[[], torch.Tensor]) -> torch.Tensor:
+    with context:
+        return fn()
+
+
+def tile_levers(peer_path: str | Path, size: int = 2048, warmup: int = 0, repeats: int = 2,
+                log: Callable[[str], None] = print) -> list[dict]:
+    """A (1, 3, size, size) image through ``nst.load_model`` with tiles of 1024 px (the default)
+    and in one pass, on ONNX Runtime and on torch, beside the peer's one pass."""
+    torch.manual_seed(0)
+    x = torch.rand(1, 3, size, size)
+    peer_run = peer_stylizer(import_peer(peer_path))
+    with tempfile.TemporaryDirectory() as tmp:
+        fns = {"peer (fp32 eager, one pass)": lambda: peer_run(x)}
+        for backend in ("onnxruntime", "torch"):
+            for tile in (1024, None):
+                stylizer = nst_stylizer(Path(tmp), backend=backend, tile_size=tile)
+                label = f"nst {backend}, " + (f"tiles of {tile}" if tile else "one pass")
+                fns[label] = lambda s=stylizer: s(x)
+        times = alternate(fns, warmup, repeats)
+    peer_s = statistics.median(times["peer (fp32 eager, one pass)"])
+    rows = [{"lever": name, "size": size, "ms": 1e3 * statistics.median(t),
+             "vs_peer": peer_s / statistics.median(t)} for name, t in times.items()]
+    for r in rows:
+        log(f"{r['lever']} {size} px: {r['ms']:.0f} ms, {r['vs_peer']:.2f}x the peer")
+    return rows

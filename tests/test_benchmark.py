@@ -109,3 +109,37 @@ def test_cuda_peak_memory_is_the_allocator_peak(bench):
     block = torch.empty(64 * 2**20, dtype=torch.uint8, device="cuda")
     assert mem.read_mb() >= 64 and mem.kind == "cuda max_memory_allocated"
     del block
+
+
+PEER = (Path(__file__).resolve().parent.parent.parent / "shared" / "peers"
+        / "pytorch_examples_fast_neural_style")
+
+
+@pytest.fixture(scope="module")
+def peer():
+    if not (PEER / "neural_style" / "transformer_net.py").is_file():
+        pytest.skip("the peer (../shared/peers/pytorch_examples_fast_neural_style) is not here")
+    sys.path.insert(0, str(SCRIPT.parent))
+    import peer as module
+
+    return module
+
+
+def test_peer_side_by_side_gives_ratios_flops_and_memory(peer):
+    report = peer.run(PEER, train_size=32, batch=1, sizes=(32,), warmup=1, repeats=1, log=lambda s: None)
+    train, stylize = report["rows"]
+    assert train["workload"] == "train" and stylize["workload"] == "stylize"
+    for row in report["rows"]:
+        assert row["ratio"] > 0 and finite(*row["seconds"].values())
+        # the same architecture on both sides; nst pads each side by 4-7 px (to a multiple of 4,
+        # plus 4) before the network, so its convolutions see up to ((S + 8) / S)^2 the pixels
+        pad = ((row["size"] + 8) / row["size"]) ** 2
+        assert 0.9 <= row["flops"]["nst"] / row["flops"]["peer"] <= 1.1 * pad
+    assert train["precision"] in ("32-true", "bf16-mixed") and train["model"] == "TransformerNet"
+
+
+def test_the_peer_is_imported_from_its_path_with_random_vgg_weights(peer):
+    imported = peer.import_peer(PEER)
+    assert imported.path == str(PEER.resolve())
+    vgg = imported.Vgg16()  # would download ImageNet weights without the stand-in
+    assert sum(p.numel() for p in vgg.parameters()) > 0

@@ -46,6 +46,12 @@ def test_tiles_cover_the_axis_on_the_net_grid_and_overlap(length):
     assert all(b - c >= 12 for (_, b), (c, _) in zip(windows, windows[1:]))
 
 
+def test_tiles_are_no_larger_than_the_overlap_needs():
+    windows = spans(2048, 1024, 64)
+    assert len(windows) == 3 and all(b - a <= 740 for a, b in windows)  # not 3 of 1024
+    assert sum(b - a for a, b in windows) <= 2048 + 2 * 72
+
+
 def test_ramps_cross_fade_to_one():
     windows = spans(300, 64, 16)
     total = torch.zeros(300)

@@ -26,7 +26,8 @@ __all__ = ["Stylizer", "load_model", "stylize"]
 
 def load_model(path: str | os.PathLike, device: str | torch.device | None = None, *,
                precision: str = "32", channels_last: bool = False, **options: Any) -> Stylizer:
-    """A callable :class:`Stylizer` from a .safetensors model or a Lightning .ckpt.
+    """A callable :class:`Stylizer` from a .safetensors model or a Lightning .ckpt (for a
+    super-resolution model, an :class:`nst.upscale.Upscaler`, called the same way).
 
     ``device`` defaults to CUDA when available; ``precision`` "bf16-mixed" runs under bf16
     autocast. ``options``: strength, preserve_color, tile_size, tile_overlap, tile_stats_size.
@@ -35,6 +36,10 @@ def load_model(path: str | os.PathLike, device: str | torch.device | None = None
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     net, meta = load_any(path, device)
+    if meta.get("network") == "sr":  # a super-resolution model: the same call upscales
+        from nst.upscale import Upscaler
+
+        return Upscaler(net, meta, device=device, precision=precision, channels_last=channels_last, **options)
     return Stylizer(net, meta, device=device, precision=precision, channels_last=channels_last, **options)
 
 

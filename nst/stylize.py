@@ -197,10 +197,11 @@ def _stderr(line: str) -> None:
     print(f"nst: {line}", file=sys.stderr, flush=True)
 
 
-def stylize_files(stylizer: Stylizer, jobs: Sequence[Job], *, size: int | None = None,
+def stylize_files(stylizer: Stylizer | Any, jobs: Sequence[Job], *, size: int | None = None,
                   overwrite: bool = False, batch_size: int = 4, quality: int = 95,
                   log: Callable[[str], None] = _stderr) -> Summary:
-    """Stylize every job's source into its target. A file that fails to load or save costs one
+    """Stylize every job's source into its target (or upscale it: ``stylizer`` may be an
+    nst.upscale.Upscaler, which has the same ``stylize_tensor``). A file that fails to load or save costs one
     ``log`` line and is counted; existing targets are skipped unless ``overwrite``. Same-size
     images that need no tiling run in batches of ``batch_size`` (instance norm is per image, so
     batching does not change results)."""
@@ -218,6 +219,8 @@ def stylize_files(stylizer: Stylizer, jobs: Sequence[Job], *, size: int | None =
         del batch
         for i, (job, alpha) in enumerate(targets):
             try:
+                if alpha is not None and hasattr(stylizer, "scale_alpha"):  # an Upscaler: alpha grows too
+                    alpha = stylizer.scale_alpha(alpha)
                 save_image(out[i:i + 1], job.target, alpha=alpha, quality=quality)
                 summary.written.append(job.target)
             except NSTError as e:
@@ -235,6 +238,8 @@ def stylize_files(stylizer: Stylizer, jobs: Sequence[Job], *, size: int | None =
             continue
         try:
             item = (job, *load_image_alpha(job.source, max_side=size))
+            if hasattr(stylizer, "check_size"):  # an Upscaler: refuse an output over its pixel limit
+                stylizer.check_size(*item[1].shape[-2:], name=str(job.source))
         except NSTError as e:
             summary.failed.append((job.source, str(e)))
             log(str(e))

@@ -11,10 +11,10 @@ import torch
 from hydra import compose, initialize_config_dir
 
 import nst.cli
-from nst.cli.stylize import plan_jobs
 from nst.errors import NSTError
 from nst.export import save_model
 from nst.image import load_image, save_image
+from nst.jobs import plan_jobs
 from nst.networks.transformer import TransformerNet
 
 

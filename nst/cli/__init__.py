@@ -20,7 +20,7 @@ from nst.errors import NSTError
 
 log = logging.getLogger("nst")
 
-MODES = ("train", "gatys", "stylize", "export", "compare", "weights", "models")
+MODES = ("train", "gatys", "stylize", "upscale", "evaluate", "export", "compare", "weights", "models")
 # What to lower when CUDA runs out of memory, per mode.
 OOM_HINTS = {
     "train": "lower data.batch_size= or data.crop=, or model=transformer_small",
@@ -40,8 +40,19 @@ def config_dir() -> str:
     raise RuntimeError(f"nst: no configs folder found near {here}")
 
 
+def first_of(*paths: str) -> str:
+    """``${first_of:A,B,...}``: the first path that exists (relative ones against the working
+    folder), else the last one given; e.g. a shared data folder when it is there, else a bundled one."""
+    for p in paths:
+        if Path(str(p)).expanduser().exists():
+            return str(Path(str(p)).expanduser().resolve())
+    return str(paths[-1])
+
+
 if not OmegaConf.has_resolver("asset"):
     OmegaConf.register_new_resolver("asset", asset)
+if not OmegaConf.has_resolver("first_of"):
+    OmegaConf.register_new_resolver("first_of", first_of)
 
 
 def run(cfg: DictConfig) -> object:

@@ -98,16 +98,19 @@ def metadata(cfg: DictConfig, loss, style_paths: list[str]) -> dict[str, Any]:
     opt = OmegaConf.to_container(cfg.model.optimizer, resolve=True) if cfg.model.get("optimizer") else {}
     return {
         "style": [Path(p).name for p in style_paths],
+        "name": cfg.get("name"),
         "style_blend": blend_weights(len(style_paths),
-                                     [float(b) for b in as_list(cfg.get("style_blend"))] or None),
+                                     [float(b) for b in as_list(cfg.get("style_blend"))] or None)
+                       if style_paths else [],
         "style_size": cfg.get("style_size"),
         "loss": loss_cfg,
-        "vgg": {"arch": loss.vgg.arch, "weights": loss.vgg.weights_source},
+        "vgg": {"arch": loss.vgg.arch, "weights": loss.vgg.weights_source} if hasattr(loss, "vgg") else None,
         "crop": int(cfg.data.crop),
         "batch_size": int(cfg.data.batch_size),
         "optimizer": {"name": str(opt.get("_target_", "torch.optim.Adam")).rsplit(".", 1)[-1],
                       **{k: v for k, v in opt.items() if not k.startswith("_")}},
         "data": Path(str(cfg.data.root)).name,
+        "degrade": OmegaConf.to_container(cfg.data.degrade) if cfg.data.get("degrade") else None,
         "max_steps": int(cfg.trainer.get("max_steps", -1)),
     }
 
@@ -124,8 +127,10 @@ def build_module(cfg: DictConfig) -> tuple[ImageToImageModule, pl.LightningDataM
     data = instantiate(cfg.data)
     data.setup("fit")
     loss = build_loss(cfg)
-    images, paths = load_styles(cfg, max_side=cfg.get("style_size"))
-    set_style(loss, images, paths, as_list(cfg.get("style_blend")))
+    paths: list[str] = []
+    if getattr(loss, "style_layers", None):  # no style layers (super-resolution): no style image
+        images, paths = load_styles(cfg, max_side=cfg.get("style_size"))
+        set_style(loss, images, paths, as_list(cfg.get("style_blend")))
     meta = metadata(cfg, loss, paths)
     # model: the LightningModule with its net, optimizer and schedule (configs/model/*.yaml)
     # _convert_: the card reaches hparams as plain dicts and lists (weights_only checkpoints)
@@ -200,7 +205,7 @@ def run(cfg: DictConfig) -> Path:
         return last
     model_path = export.exported
     print(f"model: {model_path}")
-    if cfg.get("stylize_after"):
+    if cfg.get("stylize_after") and style_paths:
         stylize_after(model_path, cfg.stylize_after, style_paths, out)
     return model_path
 

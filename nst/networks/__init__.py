@@ -19,7 +19,7 @@ from nst.errors import NSTError
 T = TypeVar("T", bound=type)
 NETWORKS: dict[str, type] = {}
 # Modules whose import registers the built-in networks (imported on first use, not at start-up).
-_BUILTIN = ("nst.networks.transformer",)
+_BUILTIN = ("nst.networks.transformer", "nst.networks.srnet")
 
 
 def register(name: str) -> Callable[[T], T]:

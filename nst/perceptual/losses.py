@@ -93,6 +93,8 @@ class PerceptualLoss(nn.Module):
         content_layers: ``{name: weight}`` (or a list, weight 1 each).
         style_layers: ``{name: weight}`` (or a list, weight 1 each).
         content_weight, style_weight, tv_weight: the overall weights of the three terms.
+        pixel_weight: weight of a pixel MSE against the target image (super-resolution's mix of
+            feature and pixel losses; 0: none). Needs the target as an image, not as features.
         normalize: divide each layer's term by its target's mean square (see the module doc).
 
     ``set_style(images, blend)`` stores one set of Gram targets per style image, (S, C, C) per
@@ -105,7 +107,8 @@ class PerceptualLoss(nn.Module):
 
     def __init__(self, vgg: VGGFeatures, content_layers: Mapping[str, float] | Sequence[str],
                  style_layers: Mapping[str, float] | Sequence[str], content_weight: float = 1.0,
-                 style_weight: float = 1.0, tv_weight: float = 0.0, normalize: bool = True):
+                 style_weight: float = 1.0, tv_weight: float = 0.0, normalize: bool = True,
+                 pixel_weight: float = 0.0):
         super().__init__()
         self.content_layers = _as_weights(content_layers)
         self.style_layers = _as_weights(style_layers)
@@ -116,6 +119,7 @@ class PerceptualLoss(nn.Module):
         self.content_weight = float(content_weight)
         self.style_weight = float(style_weight)
         self.tv_weight = float(tv_weight)
+        self.pixel_weight = float(pixel_weight)
         self.normalize = bool(normalize)
         self._has_style = False
 
@@ -175,6 +179,7 @@ class PerceptualLoss(nn.Module):
                 style: Tensor | None = None) -> dict[str, Tensor]:
         if self.style_layers and not self._has_style:
             raise RuntimeError("PerceptualLoss.set_style() must be called before the forward pass")
+        image = content if isinstance(content, Tensor) else None
         if isinstance(content, Tensor):
             content = self.content_targets(content)
         feats = self.vgg(img, layers=self.layers)
@@ -193,8 +198,14 @@ class PerceptualLoss(nn.Module):
             s_total = s_total + w * term
         tv = tv_loss(img) if self.tv_weight else zero
         c_total, s_total, tv = self.content_weight * c_total, self.style_weight * s_total, self.tv_weight * tv
-        out.update(loss=c_total + s_total + tv, content=c_total.detach(), style=s_total.detach(),
-                   tv=tv.detach())
+        total = c_total + s_total + tv
+        if self.pixel_weight:
+            if image is None:
+                raise ValueError("pixel_weight needs the target image, not its features")
+            pixel = self.pixel_weight * F.mse_loss(_wide(img), _wide(image))
+            total = total + pixel
+            out["pixel"] = pixel.detach()
+        out.update(loss=total, content=c_total.detach(), style=s_total.detach(), tv=tv.detach())
         return out
 
     def _device(self) -> torch.device:

@@ -160,7 +160,8 @@ class ExportOnEnd(pl.Callback):
         if self.path is not None:
             return self.path
         meta = self.metadata if self.metadata is not None else pl_module.hparams.get("export_metadata", {})
-        return Path(trainer.default_root_dir) / f"{model_name(meta.get('style') or [])}.safetensors"
+        name = meta.get("name") or model_name(meta.get("style") or [])
+        return Path(trainer.default_root_dir) / f"{name}.safetensors"
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.is_global_zero and not interrupted(trainer):

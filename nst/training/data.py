@@ -24,6 +24,7 @@ from PIL import Image
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from nst.degrade import degrade as degrade_image
 from nst.errors import NSTError
 from nst.image import list_images, load_image, resize
 
@@ -41,7 +42,8 @@ class PhotoDataset(Dataset):
     """
 
     def __init__(self, paths: Sequence[Path], crop: int, resize_to: int, scale: tuple[float, float],
-                 flip: bool, length: int, cache: list[Tensor | None] | None = None):
+                 flip: bool, length: int, cache: list[Tensor | None] | None = None,
+                 degrade: tuple[int, float] | None = None):
         self.paths = list(paths)
         self.crop = crop
         self.resize_to = resize_to
@@ -49,6 +51,7 @@ class PhotoDataset(Dataset):
         self.flip = flip
         self.length = length
         self.cache = cache
+        self.degrade = degrade
         self.known_bad: set[int] = {i for i, c in enumerate(cache or []) if c is None}
 
     def __len__(self) -> int:
@@ -69,7 +72,12 @@ class PhotoDataset(Dataset):
         else:
             raise NSTError(f"{self.paths[0].parent}: none of the {n} training images is readable")
         bad = (bad + [-1] * MAX_BAD_PER_ITEM)[:MAX_BAD_PER_ITEM]
-        return {"input": self._crop(img), "bad": torch.tensor(bad, dtype=torch.long)}
+        crop = self._crop(img)
+        item = {"input": crop, "bad": torch.tensor(bad, dtype=torch.long)}
+        if self.degrade is not None:  # super-resolution: learn the crop back from its degraded copy
+            factor, sigma = self.degrade
+            item.update(input=degrade_image(crop[None], factor, sigma)[0], target=crop)
+        return item
 
     def _load(self, j: int) -> tuple[Tensor | None, str]:
         """(3, h, w) uint8 with shorter side resize_to * max(scale) (None when unreadable), why not."""
@@ -130,12 +138,14 @@ class PhotoDataModule(pl.LightningDataModule):
         epoch_size: crops per epoch (None: the number of photos, at least 50 batches).
         cache: keep decoded photos in memory: True, False or "auto" (up to ``cache_max`` photos).
         min_images: fewer readable photos than this is an error before training starts.
+        degrade: ``{factor, sigma}`` for super-resolution: each item's ``input`` is its crop blurred
+            and downsampled by ``factor`` (nst.degrade), its ``target`` the crop; None: the crop only.
     """
 
     def __init__(self, root: str, crop: int = 256, batch_size: int = 4, num_workers: int = 0,
                  resize: int | None = None, scale: Sequence[float] = (1.0, 1.0), flip: bool = True,
                  epoch_size: int | None = None, cache: bool | str = "auto", cache_max: int = 2000,
-                 min_images: int = 4):
+                 min_images: int = 4, degrade: dict | None = None):
         super().__init__()
         if crop is None or int(crop) < 1:
             raise NSTError(f"data.crop={crop}: the crop size must be a positive number of pixels "
@@ -159,6 +169,13 @@ class PhotoDataModule(pl.LightningDataModule):
         if cache not in (True, False, "auto"):
             raise NSTError(f"data.cache={cache!r}: choose true, false or auto")
         self.cache, self.cache_max, self.min_images = cache, int(cache_max), int(min_images)
+        self.degrade: tuple[int, float] | None = None
+        if degrade:
+            factor, sigma = int(degrade.get("factor", 4)), float(degrade.get("sigma", 1.0))
+            if factor < 2 or self.crop % factor:
+                raise NSTError(f"data.crop={self.crop} is not a multiple of data.degrade.factor={factor} "
+                               "(super-resolution needs whole low-resolution pixels)")
+            self.degrade = (factor, sigma)
         self.dataset: PhotoDataset | None = None
         self.bad: set[int] = set()
 
@@ -198,7 +215,7 @@ class PhotoDataModule(pl.LightningDataModule):
                            f"needs at least data.min_images={self.min_images}")
         length = self.epoch_size or max(len(paths), 50 * self.batch_size)
         self.dataset = PhotoDataset(paths, self.crop, self.resize_to, self.scale, self.flip,
-                                    int(length), cache)
+                                    int(length), cache, self.degrade)
         self.dataset.known_bad |= self.bad
         log.info("data: %d photos in %s (%s), %d px crops, batch %d", len(paths) - self.skipped, self.root,
                  "cached in memory" if use_cache else "read from disk", self.crop, self.batch_size)

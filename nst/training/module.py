@@ -42,6 +42,8 @@ class ImageToImageModule(pl.LightningModule):
         channels_last: keep the net, VGG and batches in channels-last memory format (GPU tensor cores).
         compile: ``torch.compile`` the net in place (its state_dict keys stay the same).
         export_metadata: plain-JSON provenance for the exported model (style, loss, vgg, sizes).
+        pair: turns a sample image into (input, target) for :meth:`sample` when its target is not
+            the image itself (super-resolution: ``nst.degrade.Degrade``); None: (image, image).
 
     A batch is a dict with ``input``, optionally ``target`` and ``skipped`` (the count of
     unreadable files so far, logged as ``data/skipped``), or a bare (N, 3, S, S) tensor.
@@ -49,16 +51,17 @@ class ImageToImageModule(pl.LightningModule):
 
     def __init__(self, net: torch.nn.Module, loss: torch.nn.Module, optimizer: OptimizerFactory | None = None,
                  scheduler: SchedulerFactory | None = None, lr: float = 1e-3, channels_last: bool = False,
-                 compile: bool = False,
-                 export_metadata: dict[str, Any] | None = None):
+                 compile: bool = False, export_metadata: dict[str, Any] | None = None,
+                 pair: Callable[[Tensor], tuple[Tensor, Tensor]] | None = None):
         super().__init__()
         self.net = net
         self.loss = loss
         self._optimizer = optimizer
         self._scheduler = scheduler
+        self.pair = pair
         self.last_loss: Tensor | None = None  # read by callbacks.NaNGuard before each optimizer step
         # Plain types only: checkpoints are read back with torch.load(weights_only=True).
-        self.save_hyperparameters(ignore=["net", "loss", "optimizer", "scheduler"])
+        self.save_hyperparameters(ignore=["net", "loss", "optimizer", "scheduler", "pair"])
         self.hparams["network"] = networks.name_of(net)
         self.hparams["net_config"] = dict(getattr(networks.unwrap(net), "config", {}))
         self.hparams["export_metadata"] = dict(export_metadata or {})
@@ -88,6 +91,8 @@ class ImageToImageModule(pl.LightningModule):
     def sample(self, x: Tensor, target: Tensor | None = None) -> tuple[Tensor, dict[str, float]]:
         """The network's output for one (1, 3, H, W) image in eval mode, and the loss terms on it
         (for sample grids and ``val/*`` logs; the module's train/eval mode is restored)."""
+        if target is None and self.pair is not None:
+            x, target = self.pair(x)
         was_training = self.training
         self.eval()
         try:

@@ -1,0 +1,40 @@
+"""``nst mode=upscale checkpoint=MODEL input=FILE|FOLDER|GLOB [output=...]``: a super-resolution
+model over photos, each ``factor`` x larger; the output mirrors the input's layout."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from nst.cli.build import device_settings, keep_freed_memory, require
+from nst.errors import NSTError
+from nst.image import MAX_PIXELS
+from nst.jobs import plan_jobs
+from nst.modelfile import load_any
+from nst.stylize import Summary, stylize_files
+from nst.upscale import Upscaler, is_upscaler
+
+
+def run(cfg: DictConfig) -> Summary:
+    checkpoint = str(require(cfg, "checkpoint", "a super-resolution model (.safetensors or .ckpt)"))
+    spec = require(cfg, "input", "a photo, a folder of photos or a glob like 'photos/*.jpg'")
+    settings = device_settings(cfg)
+    if settings["device"] == "cpu":
+        keep_freed_memory()
+    net, meta = load_any(checkpoint, settings["device"])
+    if not is_upscaler(meta):
+        raise NSTError(f"checkpoint={checkpoint}: a {meta.get('network')} model, not a super-resolution one "
+                       "(use mode=stylize)")
+    upscaler = Upscaler(net, meta, **settings, tile_size=cfg.tile_size, tile_overlap=cfg.tile_overlap,
+                        max_pixels=int(cfg.max_pixels or MAX_PIXELS))
+    jobs = plan_jobs(str(spec), cfg.get("output"), Path(cfg.paths.output_dir) / "upscaled", cfg.output_ext)
+    summary = stylize_files(upscaler, jobs, size=cfg.get("size"), overwrite=bool(cfg.overwrite),
+                            batch_size=cfg.batch_size, quality=cfg.quality)
+    where = jobs[0].target if len(jobs) == 1 else Path(os.path.commonpath([j.target.parent for j in jobs]))
+    print(f"{summary.line().replace('stylize:', 'upscale:')} -> {where}")
+    if summary.failed:
+        first, why = summary.failed[0]
+        raise NSTError(f"{len(summary.failed)} of {len(jobs)} inputs failed (first: {why})")
+    return summary

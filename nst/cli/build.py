@@ -203,3 +203,14 @@ def keep_freed_memory() -> None:
         libc.mallopt(-1, 1 << 30)  # M_TRIM_THRESHOLD: keep up to 1 GB free at the heap top
     except (OSError, AttributeError):  # not glibc
         pass
+
+
+def report_files(summary, jobs, verb: str = "stylize"):
+    """Print a files mode's one summary line (where the outputs went); NSTError when files failed
+    (they were each named already), so the exit code says so."""
+    where = jobs[0].target if len(jobs) == 1 else Path(os.path.commonpath([j.target.parent for j in jobs]))
+    print(f"{summary.line().replace('stylize:', f'{verb}:')} -> {where}")
+    if summary.failed:
+        first, why = summary.failed[0]
+        raise NSTError(f"{len(summary.failed)} of {len(jobs)} inputs failed (first: {why})")
+    return summary

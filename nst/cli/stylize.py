@@ -8,7 +8,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from nst.cli.build import device_settings, keep_freed_memory, require
+from nst.cli.build import device_settings, keep_freed_memory, report_files, require
 from nst.errors import NSTError
 from nst.jobs import plan_jobs
 from nst.modelfile import load_any
@@ -57,12 +57,7 @@ def run(cfg: DictConfig) -> Summary:
         refuse_upscaler(str(checkpoint), meta)
         stylizer = Stylizer(net, meta, **settings, **options)
         summary = stylize_files(stylizer, jobs, **files)
-    where = jobs[0].target if len(jobs) == 1 else Path(os.path.commonpath([j.target.parent for j in jobs]))
-    print(f"{summary.line()} -> {where}")
-    if summary.failed:
-        first, why = summary.failed[0]
-        raise NSTError(f"{len(summary.failed)} of {len(jobs)} inputs failed (first: {why})")
-    return summary
+    return report_files(summary, jobs)
 
 
 def _run_distributed(cfg: DictConfig, checkpoint: str, jobs: list[Job], settings: dict, options: dict,

@@ -3,12 +3,11 @@ model over photos, each ``factor`` x larger; the output mirrors the input's layo
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from omegaconf import DictConfig
 
-from nst.cli.build import device_settings, keep_freed_memory, require
+from nst.cli.build import device_settings, keep_freed_memory, report_files, require
 from nst.errors import NSTError
 from nst.image import MAX_PIXELS
 from nst.jobs import plan_jobs
@@ -32,9 +31,4 @@ def run(cfg: DictConfig) -> Summary:
     jobs = plan_jobs(str(spec), cfg.get("output"), Path(cfg.paths.output_dir) / "upscaled", cfg.output_ext)
     summary = stylize_files(upscaler, jobs, size=cfg.get("size"), overwrite=bool(cfg.overwrite),
                             batch_size=cfg.batch_size, quality=cfg.quality)
-    where = jobs[0].target if len(jobs) == 1 else Path(os.path.commonpath([j.target.parent for j in jobs]))
-    print(f"{summary.line().replace('stylize:', 'upscale:')} -> {where}")
-    if summary.failed:
-        first, why = summary.failed[0]
-        raise NSTError(f"{len(summary.failed)} of {len(jobs)} inputs failed (first: {why})")
-    return summary
+    return report_files(summary, jobs, "upscale")

@@ -4,6 +4,7 @@ The paper's layout: a 9x9 convolution, residual blocks of 64 channels at the inp
 log2(factor) upsampling stages, a 9x9 convolution to RGB. Departures, each for a published reason:
 - nearest upsample + 3x3 conv instead of fractionally strided convs (Odena et al. 2016: no
   checkerboard), as in the style network;
+- LeakyReLU(0.2) instead of ReLU (without batch norm the ReLUs died in CPU runs; see ``_Up``);
 - no normalization layers (the paper has batch norm): per-image statistics would throw away the
   very contrast a super-resolution network must keep, and EDSR (Lim et al. 2017) found SR
   networks better without them;
@@ -31,12 +32,15 @@ class _Conv(nn.Sequential):
         super().__init__(nn.ReflectionPad2d(kernel // 2), nn.Conv2d(cin, cout, kernel))
 
 
+_SLOPE = 0.2  # LeakyReLU everywhere, not the paper's ReLU: see _Up
+
+
 class _Residual(nn.Module):
-    """conv-ReLU-conv plus the input (no normalization, no activation after the sum)."""
+    """conv-LeakyReLU-conv plus the input (no normalization, no activation after the sum)."""
 
     def __init__(self, channels: int) -> None:
         super().__init__()
-        self.body = nn.Sequential(_Conv(channels, channels, 3), nn.ReLU(inplace=True),
+        self.body = nn.Sequential(_Conv(channels, channels, 3), nn.LeakyReLU(_SLOPE, inplace=True),
                                   _Conv(channels, channels, 3))
 
     def forward(self, x: Tensor) -> Tensor:
@@ -46,16 +50,17 @@ class _Residual(nn.Module):
 class _Up(nn.Module):
     """Nearest x2, 3x3 conv, LeakyReLU(0.2).
 
-    Not a ReLU as in the paper: without its batch norm, the ReLUs after the upsampling convs died
-    here (every activation 0 after 1000 steps of the pixel loss, the network stuck at exactly
-    bicubic); ESRGAN (Wang et al. 2018) uses LeakyReLU(0.2) in its upsampler for the same reason."""
+    Not ReLUs as in the paper: without its batch norm they died here, in two of three CPU runs of
+    the pixel loss (every activation after the upsampling convs, then after the first conv, 0; the
+    network stuck at exactly bicubic). ESRGAN (Wang et al. 2018) uses LeakyReLU(0.2) throughout."""
 
     def __init__(self, channels: int) -> None:
         super().__init__()
         self.conv = _Conv(channels, channels, 3)
+        self.act = nn.LeakyReLU(_SLOPE)  # a module, not a global float: TorchScript takes no globals
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.leaky_relu(self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest")), 0.2)
+        return self.act(self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest")))
 
 
 @register("sr")
@@ -72,7 +77,7 @@ class SRNet(nn.Module):
                              f"{num_residual}")
         self.factor = int(factor)
         self.config = {"factor": int(factor), "channels": int(channels), "num_residual": int(num_residual)}
-        self.head = nn.Sequential(_Conv(3, channels, 9), nn.ReLU(inplace=True))
+        self.head = nn.Sequential(_Conv(3, channels, 9), nn.LeakyReLU(_SLOPE, inplace=True))
         self.body = nn.Sequential(*[_Residual(channels) for _ in range(num_residual)])
         self.up = nn.Sequential(*[_Up(channels) for _ in range(stages)])
         self.tail = _Conv(channels, 3, 9)

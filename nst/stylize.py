@@ -30,6 +30,15 @@ _AUTOCAST = {"32": None, "32-true": None, "bf16-mixed": torch.bfloat16, "bf16": 
              "bf16-true": torch.bfloat16, "16-mixed": torch.float16, "16": torch.float16}
 
 
+def autocast_dtype(precision: str | int) -> torch.dtype | None:
+    """A precision setting ("32", "bf16-mixed", "16-mixed", ...) -> the autocast dtype (None: float32),
+    one-line NSTError for anything else; the Stylizer's and the Upscaler's one reading of it."""
+    amp = _AUTOCAST.get(str(precision), ...)
+    if amp is ...:
+        raise NSTError(f"precision={precision!r}: choose one of {', '.join(_AUTOCAST)}")
+    return amp
+
+
 def _whole(name: str, value: Any, low: int, allow_none: bool = False) -> int | None:
     if allow_none and value in (None, 0):
         return None
@@ -61,9 +70,7 @@ class Stylizer:
         from nst import onnxrt
 
         self.device = torch.device(device)
-        amp = _AUTOCAST.get(str(precision), ...)
-        if amp is ...:
-            raise NSTError(f"precision={precision!r}: choose one of {', '.join(_AUTOCAST)}")
+        amp = autocast_dtype(precision)
         self.amp: torch.dtype | None = amp
         self.channels_last = bool(channels_last)
         self.net = net.to(self.device).eval().requires_grad_(False)

@@ -20,9 +20,8 @@ from torch import Tensor, nn
 
 from nst.errors import NSTError
 from nst.image import MAX_PIXELS, from_pil, to_pil
+from nst.stylize import autocast_dtype
 from nst.tiling import ramps, spans
-
-_AUTOCAST = {"32": None, "32-true": None, "bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
 
 
 class Upscaler:
@@ -41,10 +40,8 @@ class Upscaler:
         if not hasattr(net, "factor"):
             raise NSTError("this model is not a super-resolution network (it has no factor): "
                            "use mode=stylize for style models")
-        if str(precision) not in _AUTOCAST:
-            raise NSTError(f"precision={precision!r}: choose one of {', '.join(_AUTOCAST)}")
         self.device = torch.device(device)
-        self.amp = _AUTOCAST[str(precision)]
+        self.amp = autocast_dtype(precision)
         self.channels_last = bool(channels_last)
         self.net = net.to(self.device).eval().requires_grad_(False)
         if self.channels_last:

@@ -47,7 +47,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     set_threads(cfg.get("threads"))
     checkpoint = str(require(cfg, "checkpoint", "a super-resolution model to evaluate"))
     spec = str(require(cfg, "input", "a folder of high-resolution photos (never trained on)"))
-    models = [_model(p) for p in [checkpoint, *[str(b) for b in as_list(cfg.get("baselines"))]]]
+    paths = [checkpoint, *[str(b) for b in as_list(cfg.get("baselines"))]]
+    models = [_model(p) for p in paths]
     factors = {meta["args"]["factor"] for _, _, meta in models}
     if len(factors) != 1:
         raise NSTError(f"the models upscale by different factors ({sorted(factors)}): evaluate one "
@@ -85,7 +86,6 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     methods = ["bicubic", *names]
     average = {m: {k: statistics.fmean(r["scores"][m][k] for r in rows if math.isfinite(r["scores"][m][k]))
                    for k in rows[0]["scores"][m]} for m in methods}
-    paths = [checkpoint, *[str(b) for b in as_list(cfg.get("baselines"))]]
     report = {"factor": factor, "sigma": sigma, "input": spec, "images": rows, "average": average,
               "models": {name: {"path": p, "steps": meta.get("steps"), "loss": meta.get("loss")}
                          for (name, _, meta), p in zip(models, paths)},

@@ -23,6 +23,19 @@ Presets: the default is ``channels=32, num_residual=5`` (Johnson's widths 32/64/
 ``channels=16, num_residual=3`` is the "small" preset (0.28 M parameters instead of 1.68 M) that the
 configs use for quick runs. Downsampling is fixed at two stride-2 convs (factor 4).
 
+Conditioning (both optional, both through the instance norms' affine parameters only):
+- ``num_styles=N``: conditional instance norm (Dumoulin, Shlens & Kudlur 2017): every norm has one
+  (gamma, beta) row per style, everything else is shared. ``style`` at the forward pass is a mix
+  (N, S) or (S,): the rows are combined linearly, so a one-hot mix is that style and any other
+  mix is the paper's interpolation. No ``style``: style 0.
+- ``strength_input=True``: adjustable style strength (Babaeizadeh & Ghiasi 2018): a small MLP maps
+  the strength s in [0, 1] to an offset of every norm's (gamma, beta), added to the style's own;
+  the MLP's last layer starts at zero, so an untrained strength input changes nothing (and a
+  single-style model can be converted into one). No ``strength``: 1.
+``specialize(style, strength)`` folds a chosen mix and strength into a plain network (the same
+function for that condition, one (gamma, beta) per norm): the Stylizer, the tiles and ONNX
+Runtime then run it unchanged.
+
 Instance-norm statistics can be captured from one pass (e.g. a downscaled whole image) and reused
 for another (e.g. one tile of it), so tiles stylized separately share one look:
 ``stats = net.capture_norm_stats(small); out = net(tile, norm_stats=stats)``.
@@ -37,85 +50,55 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from nst.networks import register
+from nst.networks.norm import InstanceNorm, NormStats, instance_norm, instance_norm_stats, per_sample
 
-# TorchScript needs typing's names, not ``list[...]`` / ``X | None``.
-NormStats = List[Tuple[Tensor, Tensor]]
-
-
-def instance_norm_stats(x: Tensor) -> Tuple[Tensor, Tensor]:
-    """Per-sample, per-channel (mean, biased var) of x (N,C,H,W), each (N,C,1,1), in float32."""
-    xf = x.float()  # stats in float32 even under bf16/fp16 autocast: variance in half precision is coarse
-    return xf.mean(dim=(2, 3), keepdim=True), xf.var(dim=(2, 3), unbiased=False, keepdim=True)
-
-
-def instance_norm(
-    x: Tensor,
-    weight: Optional[Tensor],
-    bias: Optional[Tensor],
-    eps: float = 1e-5,
-    stats: Optional[Tuple[Tensor, Tensor]] = None,
-) -> Tuple[Tensor, Tuple[Tensor, Tensor]]:
-    """Instance norm of x (N,C,H,W) with x's own statistics, or with ``stats`` = (mean, var)
-    ((1|N, C, 1, 1) each) when given. Returns (y same shape/dtype as x, the statistics used)."""
-    if stats is None:
-        stats = instance_norm_stats(x)
-    mean, var = stats
-    y = (x.float() - mean) * torch.rsqrt(var + eps)
-    if weight is not None:
-        y = y * weight.float().view(1, -1, 1, 1)
-    if bias is not None:
-        y = y + bias.float().view(1, -1, 1, 1)
-    return y.to(x.dtype), stats
-
-
-class InstanceNorm(nn.Module):
-    """Thin module over :func:`instance_norm`; parameters named like ``nn.InstanceNorm2d``'s."""
-
-    def __init__(self, num_features: int, eps: float = 1e-5, affine: bool = True) -> None:
-        super().__init__()
-        self.eps = eps
-        self.weight = nn.Parameter(torch.ones(num_features)) if affine else None
-        self.bias = nn.Parameter(torch.zeros(num_features)) if affine else None
-
-    def forward(
-        self, x: Tensor, stats: Optional[Tuple[Tensor, Tensor]] = None
-    ) -> Tuple[Tensor, Tuple[Tensor, Tensor]]:
-        return instance_norm(x, self.weight, self.bias, self.eps, stats)
+__all__ = ["InstanceNorm", "NormStats", "TransformerNet", "instance_norm", "instance_norm_stats"]
 
 
 class ConvBlock(nn.Module):
     """[nearest upsample x2] -> reflection pad -> conv -> instance norm -> [ReLU]."""
 
     def __init__(
-        self, cin: int, cout: int, kernel: int, stride: int = 1, upsample: bool = False, relu: bool = True
+        self, cin: int, cout: int, kernel: int, stride: int = 1, upsample: bool = False, relu: bool = True,
+        index: int = 0, num_styles: int = 1,
     ) -> None:
         super().__init__()
+        self.index = index  # this block's norm among the network's (its entry in norm stats and affines)
         self.upsample = upsample
         self.relu = relu
         self.pad = nn.ReflectionPad2d(kernel // 2)
         # No conv bias: the instance norm right after subtracts the per-channel mean, so a bias
         # would cancel exactly and never receive a gradient (pytorch/examples keeps it, unused).
         self.conv = nn.Conv2d(cin, cout, kernel, stride, bias=False)
-        self.norm = InstanceNorm(cout)
+        self.norm = InstanceNorm(cout, num_styles=num_styles)
 
     def forward(self, x: Tensor, stats_in: Optional[NormStats], stats_used: NormStats,
-                keep_stats: bool = True) -> Tensor:
+                keep_stats: bool = True, affine: Optional[NormStats] = None) -> Tensor:
         """x (N,cin,H,W) -> (N,cout,H',W'). Takes its norm stats from ``stats_in[len(stats_used)]``
         when given, and appends the stats it used to ``stats_used`` (the running layer index).
         Without ``stats_in`` and ``keep_stats`` (a plain forward: nobody reads the statistics) the
         norm is torch's fused ``F.instance_norm``, which is the same function (biased variance,
-        the same eps) at a fraction of the composite's memory traffic, forward and backward."""
+        the same eps) at a fraction of the composite's memory traffic, forward and backward.
+        ``affine``: one (gamma, beta) per norm of the network, each (1|N, C), instead of this
+        norm's own parameters (conditional networks: :meth:`TransformerNet.norm_affine`)."""
         x = x.to(self.conv.weight.dtype)  # a no-op unless mixed_precision() gave this block another dtype
         if self.upsample:
             x = F.interpolate(x, scale_factor=2.0, mode="nearest")
+        mine: Optional[Tuple[Tensor, Tensor]] = None
+        if affine is not None:
+            mine = affine[self.index]
         if stats_in is None and not keep_stats:
-            y = F.instance_norm(self.conv(self.pad(x)), weight=self.norm.weight, bias=self.norm.bias,
-                                eps=self.norm.eps)
+            if mine is None:
+                y = F.instance_norm(self.conv(self.pad(x)), weight=self.norm.weight, bias=self.norm.bias,
+                                    eps=self.norm.eps)
+            else:  # fused normalization, then one affine per sample
+                z = F.instance_norm(self.conv(self.pad(x)), eps=self.norm.eps)
+                y = (z.float() * per_sample(mine[0]) + per_sample(mine[1])).to(z.dtype)
             return F.relu(y) if self.relu else y
         s: Optional[Tuple[Tensor, Tensor]] = None
         if stats_in is not None:
             s = stats_in[len(stats_used)]
-        y, used = self.norm(self.conv(self.pad(x)), s)
+        y, used = self.norm(self.conv(self.pad(x)), s, mine)
         stats_used.append(used)
         return F.relu(y) if self.relu else y
 
@@ -123,15 +106,15 @@ class ConvBlock(nn.Module):
 class ResidualBlock(nn.Module):
     """conv-IN-ReLU-conv-IN plus the input; no activation after the sum (Gross & Wilber)."""
 
-    def __init__(self, channels: int) -> None:
+    def __init__(self, channels: int, index: int = 0, num_styles: int = 1) -> None:
         super().__init__()
-        self.block1 = ConvBlock(channels, channels, 3)
-        self.block2 = ConvBlock(channels, channels, 3, relu=False)
+        self.block1 = ConvBlock(channels, channels, 3, index=index, num_styles=num_styles)
+        self.block2 = ConvBlock(channels, channels, 3, relu=False, index=index + 1, num_styles=num_styles)
 
     def forward(self, x: Tensor, stats_in: Optional[NormStats], stats_used: NormStats,
-                keep_stats: bool = True) -> Tensor:
-        y = self.block1(x, stats_in, stats_used, keep_stats)
-        return x + self.block2(y, stats_in, stats_used, keep_stats)
+                keep_stats: bool = True, affine: Optional[NormStats] = None) -> Tensor:
+        y = self.block1(x, stats_in, stats_used, keep_stats, affine)
+        return x + self.block2(y, stats_in, stats_used, keep_stats, affine)
 
 
 def _reflect_index(n: int, before: int, total: int, device: torch.device) -> Tensor:
@@ -157,7 +140,7 @@ class TransformerNet(nn.Module):
     last two are unclamped, in eval mode clamped to [0, 1]."""
 
     def __init__(self, channels: int = 32, num_residual: int = 5, output: str = "sigmoid",
-                 head_input: bool = False) -> None:
+                 head_input: bool = False, num_styles: int = 1, strength_input: bool = False) -> None:
         super().__init__()
         if channels < 1 or num_residual < 0:
             raise ValueError(
@@ -168,16 +151,35 @@ class TransformerNet(nn.Module):
         self.output = str(output)
         # residual always shows the head the input (see the module doc); the others may
         self.head_input = bool(head_input) or self.output == "residual"
+        if isinstance(num_styles, bool) or int(num_styles) < 1:
+            raise ValueError(f"TransformerNet: num_styles={num_styles!r}, need a whole number >= 1")
+        self.num_styles = int(num_styles)
+        self.strength_input = bool(strength_input)
         self.config = {"channels": int(channels), "num_residual": int(num_residual), "output": str(output),
                        "head_input": self.head_input}
-        c = channels
-        self.encoder = nn.ModuleList(
-            [ConvBlock(3, c, 9), ConvBlock(c, 2 * c, 3, stride=2), ConvBlock(2 * c, 4 * c, 3, stride=2)]
-        )
-        self.residuals = nn.ModuleList([ResidualBlock(4 * c) for _ in range(num_residual)])
-        self.decoder = nn.ModuleList(
-            [ConvBlock(4 * c, 2 * c, 3, upsample=True), ConvBlock(2 * c, c, 3, upsample=True)]
-        )
+        # only when used: the files of plain networks keep the arguments they always had
+        if self.num_styles > 1:
+            self.config["num_styles"] = self.num_styles
+        if self.strength_input:
+            self.config["strength_input"] = True
+        c, k = channels, self.num_styles
+        self.encoder = nn.ModuleList([ConvBlock(3, c, 9, index=0, num_styles=k),
+                                      ConvBlock(c, 2 * c, 3, stride=2, index=1, num_styles=k),
+                                      ConvBlock(2 * c, 4 * c, 3, stride=2, index=2, num_styles=k)])
+        self.residuals = nn.ModuleList([ResidualBlock(4 * c, index=3 + 2 * i, num_styles=k)
+                                        for i in range(num_residual)])
+        n = 3 + 2 * num_residual
+        self.decoder = nn.ModuleList([ConvBlock(4 * c, 2 * c, 3, upsample=True, index=n, num_styles=k),
+                                      ConvBlock(2 * c, c, 3, upsample=True, index=n + 1, num_styles=k)])
+        widths = [c, 2 * c, 4 * c, *([4 * c] * (2 * num_residual)), 2 * c, c]
+        self.norm_widths: List[int] = widths
+        # Babaeizadeh & Ghiasi 2018: the strength reaches the network through its norms only. The
+        # last layer starts at zero: until trained, the strength input changes nothing.
+        self.strength_net = nn.Sequential(nn.Linear(1, 64), nn.ReLU(), nn.Linear(64, 2 * sum(widths))) \
+            if self.strength_input else None
+        if self.strength_net is not None:
+            nn.init.zeros_(self.strength_net[2].weight)
+            nn.init.zeros_(self.strength_net[2].bias)
         head_in = c + 3 if self.head_input else c
         self.head = nn.Sequential(nn.ReflectionPad2d(4), nn.Conv2d(head_in, 3, 9))
         if self.output == "residual":
@@ -187,8 +189,63 @@ class TransformerNet(nn.Module):
             nn.init.zeros_(self.head[1].bias)
         self.num_norms = 5 + 2 * num_residual
 
+    @property
+    def conditional(self) -> bool:
+        """Whether the norms take their affine from a style mix or a strength (not their own)."""
+        return self.num_styles > 1 or self.strength_input
+
+    def norm_params(self) -> List[Tuple[Tensor, Tensor]]:
+        """Every norm's own (weight, bias), in the network's order: (C,), or (num_styles, C)."""
+        out: List[Tuple[Tensor, Tensor]] = []
+        for block in self.encoder:
+            out.append((block.norm.weight, block.norm.bias))
+        for res in self.residuals:
+            out.append((res.block1.norm.weight, res.block1.norm.bias))
+            out.append((res.block2.norm.weight, res.block2.norm.bias))
+        for block in self.decoder:
+            out.append((block.norm.weight, block.norm.bias))
+        return out
+
+    def norm_affine(self, style: Optional[Tensor] = None,
+                    strength: Optional[Tensor] = None) -> Optional[NormStats]:
+        """The (gamma, beta) of every norm, each (1|N, C) float32, for a style mix and a strength;
+        None for a plain network (its norms use their own parameters).
+
+        ``style``: a mix (S,) or (N, S) over this network's styles (a one-hot row is that style;
+        the rows of gamma and beta are combined with these weights, as Dumoulin et al. interpolate);
+        None: style 0. ``strength``: a scalar, (1,) or (N,) in [0, 1]; None: 1."""
+        if not self.conditional:
+            return None
+        if style is None:
+            mix = torch.zeros(1, self.num_styles, device=self.encoder[0].conv.weight.device)
+            mix[0, 0] = 1.0
+        else:
+            mix = style.float().reshape(-1, self.num_styles)
+        delta: Optional[Tensor] = None
+        net = self.strength_net
+        if net is not None:
+            s = torch.ones(1, 1, device=mix.device) if strength is None else strength.float().reshape(-1, 1)
+            delta = net(s.to(mix.device)).float()
+        out: NormStats = []
+        offset = 0
+        total = 0  # the MLP's output: every norm's gamma offsets, then every norm's beta offsets
+        for w in self.norm_widths:
+            total += w
+        for weight, bias in self.norm_params():
+            if self.num_styles > 1:
+                g, b = mix @ weight.float(), mix @ bias.float()
+            else:
+                g, b = weight.float().view(1, -1), bias.float().view(1, -1)
+            c = g.shape[1]
+            if delta is not None:
+                g = g + delta[:, offset:offset + c]
+                b = b + delta[:, total + offset:total + offset + c]
+            offset += c
+            out.append((g, b))
+        return out
+
     def _run(self, x: Tensor, norm_stats: Optional[NormStats],
-             keep_stats: bool = True) -> Tuple[Tensor, NormStats]:
+             keep_stats: bool = True, affine: Optional[NormStats] = None) -> Tuple[Tensor, NormStats]:
         # (skipped while tracing: the channel check would be frozen into the graph with a warning)
         if not torch.jit.is_tracing() and (x.dim() != 4 or x.shape[1] != 3):
             raise ValueError(f"TransformerNet expects (N,3,H,W) input, got {list(x.shape)}")
@@ -208,11 +265,11 @@ class TransformerNet(nn.Module):
         padded = y
         used: NormStats = []
         for block in self.encoder:
-            y = block(y, norm_stats, used, keep_stats)
+            y = block(y, norm_stats, used, keep_stats, affine)
         for block in self.residuals:
-            y = block(y, norm_stats, used, keep_stats)
+            y = block(y, norm_stats, used, keep_stats, affine)
         for block in self.decoder:
-            y = block(y, norm_stats, used, keep_stats)
+            y = block(y, norm_stats, used, keep_stats, affine)
         y = y.to(self.head[1].weight.dtype)
         if self.head_input:
             y = torch.cat([y, padded.to(y.dtype)], dim=1)
@@ -226,10 +283,13 @@ class TransformerNet(nn.Module):
                 y = y.clamp(0.0, 1.0)
         return y[:, :, top : top + h, left : left + w], used
 
-    def forward(self, x: Tensor, norm_stats: Optional[NormStats] = None) -> Tensor:
+    def forward(self, x: Tensor, norm_stats: Optional[NormStats] = None, style: Optional[Tensor] = None,
+                strength: Optional[Tensor] = None) -> Tensor:
         """x (N,3,H,W) in [0,1] -> (N,3,H,W) in [0,1]. With ``norm_stats`` (from
-        :meth:`capture_norm_stats`) every instance norm uses those instead of x's own statistics."""
-        return self._run(x, norm_stats, norm_stats is not None)[0]
+        :meth:`capture_norm_stats`) every instance norm uses those instead of x's own statistics.
+        ``style`` (a mix over the styles) and ``strength``: see :meth:`norm_affine` (ignored by a
+        plain network)."""
+        return self._run(x, norm_stats, norm_stats is not None, self.norm_affine(style, strength))[0]
 
     @torch.jit.ignore
     def mixed_precision(self, dtype: torch.dtype = torch.bfloat16) -> TransformerNet:
@@ -244,6 +304,29 @@ class TransformerNet(nn.Module):
         return self
 
     @torch.jit.export
-    def capture_norm_stats(self, x: Tensor) -> NormStats:
+    def capture_norm_stats(self, x: Tensor, style: Optional[Tensor] = None,
+                           strength: Optional[Tensor] = None) -> NormStats:
         """One (mean, var) pair, each (N,C,1,1) float32, per norm layer, computed on x (N,3,H,W)."""
-        return self._run(x, None, True)[1]
+        return self._run(x, None, True, self.norm_affine(style, strength))[1]
+
+    @torch.jit.ignore
+    def specialize(self, style: Optional[Tensor] = None, strength: Optional[float] = None) -> TransformerNet:
+        """A plain network (no conditioning) that computes this one for a fixed style mix and
+        strength: each norm's (gamma, beta) is :meth:`norm_affine`'s for them. A plain network
+        returns itself."""
+        if not self.conditional:
+            return self
+        args = {k: v for k, v in self.config.items() if k not in ("num_styles", "strength_input")}
+        plain = TransformerNet(**args).to(self.encoder[0].conv.weight.device)
+        s = None if strength is None else torch.tensor([float(strength)])
+        with torch.no_grad():
+            affine = self.norm_affine(style, s)
+            assert affine is not None
+            state = {k: v for k, v in self.state_dict().items()
+                     if not k.startswith("strength_net.") and not k.endswith(("norm.weight", "norm.bias"))}
+            missing = plain.load_state_dict(state, strict=False).missing_keys
+            assert all(k.endswith(("norm.weight", "norm.bias")) for k in missing), missing
+            for (weight, bias), (g, b) in zip(plain.norm_params(), affine):
+                weight.copy_(g[0])
+                bias.copy_(b[0])
+        return plain.train(self.training)

@@ -30,7 +30,8 @@ def load_model(path: str | os.PathLike, device: str | torch.device | None = None
     super-resolution model, an :class:`nst.upscale.Upscaler`, called the same way).
 
     ``device`` defaults to CUDA when available; ``precision`` "bf16-mixed" runs under bf16
-    autocast. ``options``: strength, preserve_color, tile_size, tile_overlap, tile_stats_size.
+    autocast. ``options``: strength, preserve_color, tile_size, tile_overlap, tile_stats_size, and
+    for a multi-style model style (index or name) or style_mix (weights over its styles).
     The model's metadata (style, training settings) is ``stylizer.metadata``.
     """
     if device is None:

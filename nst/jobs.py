@@ -6,9 +6,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from nst.batch import Job
 from nst.errors import NSTError
 from nst.image import IMAGE_EXTENSIONS, list_images
-from nst.stylize import Job
 
 
 def _suffix(path: Path, ext: str | None) -> str:

@@ -48,6 +48,10 @@ def describe(path: Path) -> dict[str, Any]:
     from nst.modelfile import read_meta  # nst.modelfile imports this module (resolve)
 
     meta = read_meta(path)
-    return {"name": path.stem, "style": ", ".join(meta.get("style") or []) or "?",
+    styles = list(meta.get("styles") or [])
+    style = (f"{len(styles)} styles: " + ", ".join(f"{i} {n}" for i, n in enumerate(styles))) if styles \
+        else ", ".join(meta.get("style") or []) or "?"
+    return {"name": path.stem, "style": style, "styles": styles or list(meta.get("style") or []),
+            "strength": "input" if meta["args"].get("strength_input") else "blend",
             "network": meta["network"], "args": meta["args"], "steps": meta.get("steps"),
             "data": meta.get("data"), "kib": round(path.stat().st_size / 1024)}

@@ -1,19 +1,14 @@
-"""One-pass stylization with a trained TransformerNet: tensors, PIL images and whole folders.
+"""One-pass stylization with a trained TransformerNet: tensors and PIL images.
 
 ``Stylizer`` wraps a loaded network with its inference options (device, autocast, tiling,
-colour preservation, strength); ``stylize_files`` turns (source, target) jobs into written
-images, batching same-size files and reporting bad files without stopping.
+colour preservation, strength, the style of a multi-style model); nst.batch turns (source,
+target) jobs into written images.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
-import sys
-import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -22,8 +17,9 @@ from torch import Tensor
 
 from nst.color import color_mode, transfer_luminance
 from nst.errors import NSTError
-from nst.image import from_pil, load_image_alpha, save_image, to_pil
+from nst.image import from_pil, to_pil
 from nst.networks.transformer import TransformerNet
+from nst.styles import mix_for, pick, style_names
 from nst.tiling import needs_tiling, stylize_tiled
 
 _AUTOCAST = {"32": None, "32-true": None, "bf16-mixed": torch.bfloat16, "bf16": torch.bfloat16,
@@ -52,8 +48,11 @@ class Stylizer:
     """A trained network ready for inference; ``stylizer(img)`` takes a PIL image (-> PIL image,
     alpha kept) or a tensor (3,H,W)/(N,3,H,W) in [0,1] (-> float32 of the same shape and device).
 
-    Options (each also accepted per call): ``strength`` in [0,1] (0 gives the content back),
-    ``preserve_color`` (false | luminance/true), ``tile_size`` (px; longer sides are tiled; null: never),
+    Options (each also accepted per call): ``strength`` in [0,1] (0 gives the content back: a
+    blend toward the photo, or the network's own input for a strength-conditioned model),
+    ``style`` (a multi-style model's style, by index or name) or ``style_mix`` (weights over its
+    styles, interpolated in the norms), ``preserve_color`` (false | luminance/true), ``tile_size``
+    (px; longer sides are tiled; null: never),
     ``tile_overlap`` (px), ``tile_stats_size`` (longer side of the copy the shared instance-norm
     statistics come from; null: tile_size).
     """
@@ -67,30 +66,88 @@ class Stylizer:
         the CPU in float32 when it is installed: nst.onnxrt; else torch; the environment variable
         NST_BACKEND=torch turns it off), "torch" or "onnxruntime". ``channels_last``: NHWC
         tensors, which pay on GPUs (on this project's CPU the fused instance norm makes NCHW faster)."""
-        from nst import onnxrt
-
         self.device = torch.device(device)
-        amp = autocast_dtype(precision)
-        self.amp: torch.dtype | None = amp
+        self.amp: torch.dtype | None = autocast_dtype(precision)
         self.channels_last = bool(channels_last)
-        self.net = net.to(self.device).eval().requires_grad_(False)
-        self._autocast_on = amp is not None
-        if amp is torch.bfloat16 and hasattr(self.net, "mixed_precision"):
-            self.net = copy.deepcopy(self.net).mixed_precision(amp)  # the caller's net stays float32
-            self._autocast_on = False
-        if self.channels_last:
-            self.net = self.net.to(memory_format=torch.channels_last)
-        self.backend = "torch"
-        if onnxrt.wanted(backend, self.device, amp, self.net):
-            self.net, self.backend = onnxrt.OrtNet(self.net), "onnxruntime"
+        self._backend_choice = backend
+        self.source = net.to(self.device).eval().requires_grad_(False)
         self.metadata = dict(metadata or {})
+        self.styles = style_names(self.source, self.metadata)
+        self.style: int | str | None = None
+        self.style_mix: list[float] | None = None
         self.strength, self.preserve_color = 1.0, "none"
         self.tile_size, self.tile_overlap, self.tile_stats_size = 1024, 64, None
+        self._ready: tuple | None = None  # (condition, prepared net, autocast on, backend)
         self._set(options)
+        self._prepared()  # a bad precision/backend, or a network that does not export, fails now
+
+    @property
+    def conditional(self) -> bool:
+        """Whether the network takes a style mix or a strength (nst.networks.transformer)."""
+        return bool(getattr(self.source, "conditional", False))
+
+    @property
+    def strength_conditioned(self) -> bool:
+        """Whether ``strength`` is the network's own input (else: a blend toward the photo)."""
+        return bool(getattr(self.source, "strength_input", False))
+
+    def _condition(self) -> tuple:
+        mix = mix_for(self.styles, self.style, self.style_mix) if self.conditional else None
+        strength = self.strength if self.strength_conditioned else None
+        return (None if mix is None else tuple(mix.tolist()), strength)
+
+    def _prepared(self) -> tuple:
+        """(the network to run, autocast on?, backend) for the current style and strength: a
+        conditional network is specialized to them (one plain network per condition, cached)."""
+        from nst import onnxrt
+
+        key = self._condition()
+        if self._ready is not None and self._ready[0] == key:
+            return self._ready[1:]
+        net = self.source
+        if self.conditional:
+            mix = None if key[0] is None else torch.tensor(key[0], device=self.device)
+            net = net.specialize(mix, key[1]).to(self.device).eval().requires_grad_(False)
+        autocast_on = self.amp is not None
+        if self.amp is torch.bfloat16 and hasattr(net, "mixed_precision"):
+            net = copy.deepcopy(net).mixed_precision(self.amp)  # the caller's net stays float32
+            autocast_on = False
+        if self.channels_last:
+            net = net.to(memory_format=torch.channels_last)
+        backend = "torch"
+        if onnxrt.wanted(self._backend_choice, self.device, self.amp, net):
+            net, backend = onnxrt.OrtNet(net), "onnxruntime"
+        self._ready = (key, net, autocast_on, backend)
+        return self._ready[1:]
+
+    @property
+    def net(self):
+        """The network that runs (specialized to the chosen style and strength; maybe ONNX Runtime's)."""
+        return self._prepared()[0]
+
+    @net.setter
+    def net(self, value) -> None:
+        """Run ``value`` instead for the current style and strength (e.g. a torch.compile'd copy)."""
+        key, _, autocast_on, backend = (self._condition(), *self._prepared())
+        self._ready = (key, value, autocast_on, backend)
+
+    @property
+    def backend(self) -> str:
+        return self._prepared()[2]
 
     def _set(self, options: dict[str, Any]) -> None:
         for key, value in options.items():
-            if key == "strength":
+            if key == "style":
+                if value is not None and not self.conditional and value not in (0, "0"):
+                    pick(self.styles, value)  # the one style by its name is fine, anything else says so
+                self.style = value
+                if value is not None and "style_mix" not in options:
+                    self.style_mix = None  # a style chosen per call replaces the stored mix
+            elif key == "style_mix":
+                self.style_mix = None if value is None else list(value)
+                if value is not None and "style" not in options:
+                    self.style = None
+            elif key == "strength":
                 if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
                     raise NSTError(f"strength={value!r}: must be a number from 0 (the content) "
                                    "to 1 (full style)")
@@ -109,6 +166,10 @@ class Stylizer:
                 self.tile_stats_size = _whole(key, value, 16, allow_none=True)
             else:
                 raise TypeError(f"Stylizer: unknown option {key!r}")
+        if (self.style is not None or self.style_mix is not None) and self.conditional:
+            mix_for(self.styles, self.style, self.style_mix)  # a bad choice fails when it is made
+        elif self.style_mix is not None:
+            mix_for(self.styles, None, self.style_mix)
         if self.tile_size and self.tile_overlap > self.tile_size // 2:
             raise NSTError(f"tile_overlap={self.tile_overlap}: must be at most half of "
                            f"tile_size={self.tile_size}")
@@ -137,7 +198,7 @@ class Stylizer:
         return to_pil(self.stylize_tensor(from_pil(pil)), alpha)
 
     def _autocast(self) -> contextlib.AbstractContextManager:
-        if not self._autocast_on:
+        if not self._prepared()[1]:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.amp)
 
@@ -160,7 +221,7 @@ class Stylizer:
         content = content.to(y.device, torch.float32)
         if self.preserve_color == "luminance":
             y = transfer_luminance(y, content)
-        if self.strength < 1.0:
+        if self.strength < 1.0 and not self.strength_conditioned:  # else the network did it
             y = torch.lerp(content, y, self.strength)
         return y
 
@@ -176,94 +237,3 @@ class Stylizer:
                               self.tile_size, self.tile_overlap, self.tile_stats_size, self._finish)
                 for i in range(x.shape[0])]
         return torch.cat(outs).to(x.device)
-
-
-# ---- files ---------------------------------------------------------------------------------------
-
-@dataclass
-class Job:
-    source: Path
-    target: Path
-
-
-@dataclass
-class Summary:
-    written: list[Path] = field(default_factory=list)
-    failed: list[tuple[Path, str]] = field(default_factory=list)
-    skipped: list[Path] = field(default_factory=list)
-    seconds: float = 0.0
-
-    def line(self) -> str:
-        n = len(self.written)
-        rate = f" ({self.seconds / n:.3g} s/image)" if n else ""
-        return (f"stylize: {n} written, {len(self.failed)} failed, {len(self.skipped)} skipped "
-                f"in {self.seconds:.1f} s{rate}")
-
-
-def _stderr(line: str) -> None:
-    print(f"nst: {line}", file=sys.stderr, flush=True)
-
-
-def stylize_files(stylizer: Stylizer | Any, jobs: Sequence[Job], *, size: int | None = None,
-                  overwrite: bool = False, batch_size: int = 4, quality: int = 95,
-                  log: Callable[[str], None] = _stderr) -> Summary:
-    """Stylize every job's source into its target (or upscale it: ``stylizer`` may be an
-    nst.upscale.Upscaler, which has the same ``stylize_tensor``). A file that fails to load or save costs one
-    ``log`` line and is counted; existing targets are skipped unless ``overwrite``. Same-size
-    images that need no tiling run in batches of ``batch_size`` (instance norm is per image, so
-    batching does not change results)."""
-    batch_size = _whole("batch_size", batch_size, 1)
-    size = _whole("size", size, 1, allow_none=True)
-    summary, start, last_note = Summary(), time.perf_counter(), time.perf_counter()
-    pending: dict[tuple[int, int], list[tuple[Job, Tensor, Tensor | None]]] = {}
-
-    def flush(items: list[tuple[Job, Tensor, Tensor | None]]) -> None:
-        nonlocal last_note
-        batch = items[0][1] if len(items) == 1 else torch.cat([x for _, x, _ in items])
-        targets = [(job, alpha) for job, _, alpha in items]
-        items.clear()  # the caller's list: hold no input while saving (a 24 MP photo is 288 MB)
-        out = stylizer.stylize_tensor(batch)
-        del batch
-        for i, (job, alpha) in enumerate(targets):
-            try:
-                if alpha is not None and hasattr(stylizer, "scale_alpha"):  # an Upscaler: alpha grows too
-                    alpha = stylizer.scale_alpha(alpha)
-                save_image(out[i:i + 1], job.target, alpha=alpha, quality=quality)
-                summary.written.append(job.target)
-            except NSTError as e:
-                summary.failed.append((job.source, str(e)))
-                log(str(e))
-        if time.perf_counter() - last_note > 30:
-            last_note = time.perf_counter()
-            done = len(summary.written) + len(summary.failed) + len(summary.skipped)
-            log(f"stylize: {done}/{len(jobs)} done")
-
-    for job in jobs:
-        if job.target.exists() and not overwrite:
-            summary.skipped.append(job.target)
-            log(f"{job.target}: exists, skipped (overwrite=true replaces it)")
-            continue
-        try:
-            item = (job, *load_image_alpha(job.source, max_side=size))
-            if hasattr(stylizer, "check_size"):  # an Upscaler: refuse an output over its pixel limit
-                stylizer.check_size(*item[1].shape[-2:], name=str(job.source))
-        except NSTError as e:
-            summary.failed.append((job.source, str(e)))
-            log(str(e))
-            continue
-        h, w = item[1].shape[-2:]
-        if needs_tiling(h, w, stylizer.tile_size):
-            items = [item]
-            del item
-            flush(items)
-            continue
-        group = pending.setdefault((h, w), [])
-        group.append(item)
-        if len(group) >= batch_size:
-            flush(pending.pop((h, w)))
-        elif sum(map(len, pending.values())) > 2 * batch_size:  # many sizes: bound what is held
-            flush(pending.pop(next(iter(pending))))
-    for group in pending.values():
-        flush(group)
-    summary.seconds = time.perf_counter() - start
-    return summary

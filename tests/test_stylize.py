@@ -7,11 +7,12 @@ import pytest
 import torch
 from PIL import Image
 
+from nst.batch import Job, stylize_files
 from nst.color import rgb_to_yiq
 from nst.errors import NSTError
 from nst.image import load_image, save_image
 from nst.networks.transformer import TransformerNet
-from nst.stylize import Job, Stylizer, stylize_files
+from nst.stylize import Stylizer
 from nst.tiling import ramps, spans
 
 

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import torch
 
+from nst.batch import Summary
 from nst.image import load_image, save_image
 from nst.modelfile import load_network, save_model
 from nst.networks.transformer import TransformerNet
-from nst.stylize import Stylizer, Summary
+from nst.stylize import Stylizer
 from nst.training.predict import merge
 
 

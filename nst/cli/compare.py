@@ -44,6 +44,7 @@ from nst.hardware import describe
 from nst.image import list_images, load_image, save_image
 from nst.modelfile import load_any
 from nst.report import markdown
+from nst.styles import pick, style_names
 from nst.stylize import Stylizer
 
 log = logging.getLogger("nst")
@@ -98,7 +99,14 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     module = gatys_module(cfg, channels_last=settings["channels_last"])
     device = torch.device(settings["device"])
     net, meta = load_any(checkpoint, device)
-    stylizer = Stylizer(net, meta, **settings, tile_size=None)
+    override = [str(s) for s in as_list(cfg.get("style"))]
+    chosen = {}
+    if getattr(net, "num_styles", 1) > 1:  # style= picks the model's style (index or name) scored here
+        names = style_names(net, meta)
+        k = pick(names, override[0] if override else 0)
+        chosen, override, meta = {"style": k}, [], {**meta, "style": [names[k]], "style_blend": None}
+        log.info("compare: style %d of the model, %s", k, names[k])
+    stylizer = Stylizer(net, meta, **settings, tile_size=None, **chosen)
 
     spec_loss = loss_settings(meta)
     if spec_loss is None:
@@ -110,8 +118,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         spec_loss.update(arch=loss.vgg.arch, weights=loss.vgg.weights_source)
     else:
         loss = build_loss(spec_loss, weights=vgg_weights(cfg), seed=int(cfg.seed))
-    styles = resolve_styles(meta, checkpoint, [str(s) for s in as_list(cfg.get("style"))])
-    blend = None if as_list(cfg.get("style")) else meta.get("style_blend")
+    styles = resolve_styles(meta, checkpoint, override)
+    blend = None if override else meta.get("style_blend")
     style_size = cfg.get("style_size") or meta.get("style_size") or size
     set_styles(loss, styles, blend, style_size)
     loss.to(device)

@@ -1,13 +1,44 @@
-"""``nst mode=models``: the models shipped with nst, one line each."""
+"""``nst mode=models``: the models shipped with nst, one line each; ``checkpoint=M``: one model's
+card (its network, its styles with their indices, what ``strength=`` does to it)."""
 
 from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from nst.shipped import MODELS, describe, shipped_models
+from nst.shipped import MODELS, describe, resolve, shipped_models
+
+
+def _network(r: dict) -> str:
+    args = r["args"]
+    if r["network"] != "transformer":
+        return f"{r['network']} " + " ".join(f"{k}={v}" for k, v in args.items())
+    return (f"{r['network']} {args.get('channels')}ch x{args.get('num_residual')}, "
+            f"{args.get('output', 'sigmoid')}")
+
+
+def one(spec: str) -> dict:
+    from nst.modelfile import load_any
+
+    path = resolve(spec)
+    if path.suffix.lower() == ".safetensors":
+        r = describe(path)
+    else:  # a Lightning checkpoint: its card is in hyper_parameters
+        _, meta = load_any(path)
+        r = {"name": path.stem, "network": meta["network"], "args": meta["args"], "steps": meta.get("steps"),
+             "data": meta.get("data"), "styles": list(meta.get("styles") or meta.get("style") or []),
+             "strength": "input" if meta["args"].get("strength_input") else "blend"}
+    print(f"{r['name']}: {_network(r)}, {r['steps'] or '?'} steps on {r['data'] or '?'}")
+    if r["network"] == "transformer":
+        for i, name in enumerate(r["styles"] or ["?"]):
+            print(f"  style {i}: {name}")
+        print("  strength=: " + ("the network's own input (trained for it)" if r["strength"] == "input"
+                                 else "a blend of the result toward the photo"))
+    return r
 
 
 def run(cfg: DictConfig) -> list[dict]:
+    if cfg.get("checkpoint"):
+        return [one(str(cfg.checkpoint))]
     rows = [describe(p) for p in shipped_models().values()]
     if not rows:
         print(f"no shipped models in {MODELS}")
@@ -15,10 +46,11 @@ def run(cfg: DictConfig) -> list[dict]:
     width = max(len(r["name"]) for r in rows)
     print(f"{'name':<{width}}  {'KiB':>5}  {'steps':>6}  network                      style (trained on)")
     for r in rows:
-        args = r["args"]
-        net = (f"{r['network']} {args.get('channels')}ch x{args.get('num_residual')}, "
-               f"{args.get('output', 'sigmoid')}")
-        print(f"{r['name']:<{width}}  {r['kib']:>5}  {r['steps'] or '?':>6}  {net:<27}  {r['style']} "
+        print(f"{r['name']:<{width}}  {r['kib']:>5}  {r['steps'] or '?':>6}  {_network(r):<27}  {r['style']} "
               f"({r['data'] or '?'})")
-    print("use one with: nst mode=stylize checkpoint=NAME input=photo.jpg   (model cards: docs/models.md)")
+    print("use one with: nst mode=stylize checkpoint=NAME input=photo.jpg   (model cards: docs/models.md;"
+          " nst mode=models checkpoint=NAME: one model's styles)")
     return rows
+
+
+

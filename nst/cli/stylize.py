@@ -8,11 +8,12 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from nst.cli.build import device_settings, keep_freed_memory, report_files, require
+from nst.batch import Job, Summary, stylize_files
+from nst.cli.build import as_list, device_settings, keep_freed_memory, report_files, require
 from nst.errors import NSTError
 from nst.jobs import plan_jobs
 from nst.modelfile import load_any
-from nst.stylize import Job, Stylizer, Summary, stylize_files
+from nst.stylize import Stylizer
 
 _LAUNCHERS = ("ddp_spawn", "ddp_fork", "ddp_notebook")  # their workers' summaries never reach the parent
 
@@ -37,6 +38,14 @@ def refuse_upscaler(checkpoint: str, meta: dict) -> None:
         raise NSTError(f"checkpoint={checkpoint}: a super-resolution model (x{factor}); use mode=upscale")
 
 
+def style_choice(value):
+    """``style=`` in mode=stylize: a multi-style model's style, by index or name (one item)."""
+    if isinstance(value, (list, tuple)) or (value is not None and not isinstance(value, (int, str))):
+        raise NSTError(f"style={value!r}: mode=stylize takes one style of the model, by index or name "
+                       "(style_mix=[...] mixes them)")
+    return value
+
+
 def run(cfg: DictConfig) -> Summary:
     checkpoint = require(cfg, "checkpoint", "an exported .safetensors model or a Lightning .ckpt")
     spec = require(cfg, "input", "a photo, a folder of photos or a glob like 'photos/*.jpg'")
@@ -44,7 +53,8 @@ def run(cfg: DictConfig) -> Summary:
     if settings["device"] == "cpu":
         keep_freed_memory()
     options = {"strength": cfg.strength, "preserve_color": cfg.preserve_color, "tile_size": cfg.tile_size,
-               "tile_overlap": cfg.tile_overlap, "tile_stats_size": cfg.tile_stats_size}
+               "tile_overlap": cfg.tile_overlap, "tile_stats_size": cfg.tile_stats_size,
+               "style": style_choice(cfg.get("style")), "style_mix": as_list(cfg.get("style_mix")) or None}
     files = {"size": cfg.get("size"), "overwrite": bool(cfg.overwrite), "batch_size": cfg.batch_size,
              "quality": cfg.quality}
     jobs = plan_jobs(str(spec), cfg.get("output"), Path(cfg.paths.output_dir) / "stylized", cfg.output_ext)

@@ -7,12 +7,12 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from nst.batch import Summary, stylize_files
 from nst.cli.build import device_settings, keep_freed_memory, report_files, require
 from nst.errors import NSTError
 from nst.image import MAX_PIXELS
 from nst.jobs import plan_jobs
 from nst.modelfile import load_any
-from nst.stylize import Summary, stylize_files
 from nst.upscale import Upscaler, is_upscaler
 
 

@@ -244,13 +244,24 @@ def load_any(
 
 def warm_start(net: torch.nn.Module, spec: str | os.PathLike) -> dict[str, Any]:
     """Copy the weights of the model ``spec`` (a file or a shipped name) into ``net``, which must
-    be the same network with the same arguments; returns that model's meta. One-line NSTError otherwise."""
+    be the same network with the same arguments, or a TransformerNet of the same widths with
+    more styles or a strength input (nst.networks.conditional.adopt); returns that model's meta.
+    One-line NSTError otherwise."""
+    from nst.networks.conditional import adopt, same_widths
+
     source, meta = load_any(spec)
-    mine = (networks.name_of(net), dict(networks.unwrap(net).config))
-    if (meta["network"], dict(source.config)) != mine:
-        raise NSTError(f"init_from={spec}: that model is a {meta['network']} {source.config} network, "
-                       f"this run builds a {mine[0]} {mine[1]} (choose model=... settings that match it)")
-    net.load_state_dict(source.state_dict())
-    return meta
+    net = networks.unwrap(net)
+    mine = (networks.name_of(net), dict(net.config))
+    if (meta["network"], dict(source.config)) == mine:
+        net.load_state_dict(source.state_dict())
+        return meta
+    if meta["network"] == mine[0] == "transformer" and same_widths(source.config, mine[1]):
+        try:
+            adopt(net, source)
+            return meta
+        except ValueError as e:
+            raise NSTError(f"init_from={spec}: {e}") from e
+    raise NSTError(f"init_from={spec}: that model is a {meta['network']} {source.config} network, "
+                   f"this run builds a {mine[0]} {mine[1]} (choose model=... settings that match it)")
 
 

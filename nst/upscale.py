@@ -114,7 +114,7 @@ class Upscaler:
                 out[..., top * f: bottom * f, left * f: right * f] += y * (wr[:, None] * wc[None, :])
         return out.clamp_(0.0, 1.0)
 
-    # the protocol nst.stylize.stylize_files drives
+    # the protocol nst.batch.stylize_files drives
     def stylize_tensor(self, x: Tensor) -> Tensor:
         return self.process_tensor(x)
 

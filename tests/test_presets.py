@@ -36,7 +36,9 @@ def test_preset_trains_two_steps(preset, tmp_path):
         save_image(torch.rand(1, 3, 40, 48, generator=g), tmp_path / "photos" / f"{i}.png")
     save_image(torch.rand(1, 3, 48, 48, generator=g), tmp_path / "style.png")
     shallow = [] if "sr_" in preset else SHALLOW  # super-resolution losses have no style layers
-    overrides = [f"experiment={preset}", *TINY, *shallow, f"style={tmp_path / 'style.png'}",
+    style = tmp_path / "style.png"
+    styles = [f"styles=[{style},{style}]"] if preset.endswith("_multi") else [f"style={style}"]
+    overrides = [f"experiment={preset}", *TINY, *shallow, *styles,
                  f"output={tmp_path / 'run'}", f"paths.output_dir={tmp_path / 'hydra'}"]
     with initialize_config_dir(config_dir=nst.cli.config_dir(), version_base="1.3"):
         cfg = compose("config", overrides=overrides)

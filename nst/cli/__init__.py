@@ -13,7 +13,7 @@ from pathlib import Path
 
 import hydra
 from hydra.errors import InstantiationException
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from nst.assets import asset
 from nst.errors import NSTError
@@ -49,6 +49,16 @@ def first_of(*paths: str) -> str:
     return str(paths[-1])
 
 
+def count(value=None) -> int:
+    """``${count:${styles}}``: the number of items of a list, 1 for one item or none (the network
+    trains as many styles as ``styles=[...]`` names)."""
+    if isinstance(value, (list, tuple, ListConfig)):
+        return max(1, len(value))
+    return 1
+
+
+if not OmegaConf.has_resolver("count"):
+    OmegaConf.register_new_resolver("count", count)
 if not OmegaConf.has_resolver("asset"):
     OmegaConf.register_new_resolver("asset", asset)
 if not OmegaConf.has_resolver("first_of"):

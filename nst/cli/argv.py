@@ -129,8 +129,9 @@ def check(overrides: list[str], config_dir: str | Path) -> DictConfig:
             close = _closest(key, known)
             elsewhere = [m for m in options.get("mode", [])
                          if m != cfg.get("mode") and _in_mode(config_dir, m, key)]
-            hint = (f"did you mean {close!r}?" if close else
-                    f"it is a key of mode={elsewhere[0]}, not of mode={cfg.get('mode')}" if elsewhere else "")
+            # a key that another mode has exactly says so, before any near miss of this mode's keys
+            hint = (f"it is a key of mode={elsewhere[0]}, not of mode={cfg.get('mode')}" if elsewhere else
+                    f"did you mean {close!r}?" if close else "")
             raise NSTError(f"unknown key {key!r}" + (f" ({hint})" if hint else ""))
     return cfg
 

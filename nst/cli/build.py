@@ -55,7 +55,14 @@ def require(cfg: DictConfig, key: str, hint: str) -> object:
 
 
 def load_styles(cfg: DictConfig, max_side: int | None) -> tuple[list, list[str]]:
-    """The style image(s) at ``max_side`` and their paths; checks ``style_blend`` against them."""
+    """The style image(s) at ``max_side`` and their paths: ``styles=[A,B,...]`` (one network for
+    several styles) or ``style=A`` / ``style=[A,B]`` (one style, blended by ``style_blend``)."""
+    many = [str(p) for p in as_list(cfg.get("styles"))]
+    if many:
+        if cfg.get("style") or cfg.get("style_blend"):
+            raise NSTError("styles=[A,B,...] trains one network for several styles, style=A (or [A,B] "
+                           "with style_blend) one blended style: pass one of them")
+        return [load_image(p, max_side=max_side) for p in many], many
     paths = [str(p) for p in as_list(require(cfg, "style", "a painting, or a list [A,B]"))]
     blend = as_list(cfg.get("style_blend"))
     if blend and len(blend) != len(paths):

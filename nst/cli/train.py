@@ -38,8 +38,10 @@ from nst.image import list_images, load_image, save_image
 from nst.modelfile import checkpoint_net, load_network, read_checkpoint, warm_start
 from nst.perceptual.losses import blend_weights
 from nst.stylize import Stylizer
+from nst.training import conditions
 from nst.training.callbacks import ExportOnEnd, ProgressLines
 from nst.training.checkpoints import AtomicCheckpointIO, GracefulInterrupt
+from nst.training.finetune import add_style
 from nst.training.module import ImageToImageModule
 
 log = logging.getLogger("nst")
@@ -138,11 +140,30 @@ def build_module(cfg: DictConfig) -> tuple[ImageToImageModule, pl.LightningDataM
     if not isinstance(module, ImageToImageModule):
         raise NSTError(f"model: mode=train trains an ImageToImageModule, {cfg.model.get('_target_')} is "
                        "not one (model=transformer or model=transformer_small)")
-    if cfg.get("init_from"):
+    names = [Path(p).name for p in paths]
+    if cfg.get("finetune"):
+        if len(names) != 1 or cfg.get("styles"):
+            raise NSTError("finetune=norm adds one style: pass style=new.jpg")
+        net, module.condition, card = add_style(cfg.get("init_from"), str(cfg.finetune), names[0])
+        module.net = net
+        module.hparams["net_config"] = dict(net.config)
+        module.hparams.export_metadata.update(card)
+    elif cfg.get("init_from"):
         source = warm_start(module.net, str(cfg.init_from))
         module.hparams.export_metadata["init_from"] = {
             "model": str(cfg.init_from), "style": source.get("style"), "steps": source.get("steps")}
         log.info("init_from: the network starts from %s (trained for %s)", cfg.init_from, source.get("style"))
+    if module.condition is None:
+        module.condition = conditions.for_network(module.net, as_list(cfg.get("strength_range")) or None)
+    net = module.net
+    if getattr(net, "num_styles", 1) > 1 and not cfg.get("finetune"):
+        if len(names) != net.num_styles:
+            raise NSTError(f"model.net.num_styles={net.num_styles} but {len(names)} style images: name each "
+                           "style in styles=[A,B,...] (the network trains as many as it names)")
+        module.hparams.export_metadata["styles"] = names
+    if getattr(net, "strength_input", False):
+        span = [float(v) for v in as_list(cfg.get("strength_range"))] or [0.0, 1.0]
+        module.hparams.export_metadata["strength"] = {"conditioned": True, "range": span}
     return module, data, paths
 
 

@@ -100,7 +100,8 @@ class PerceptualLoss(nn.Module):
     ``set_style(images, blend)`` stores one set of Gram targets per style image, (S, C, C) per
     layer, and the blend weights, as buffers (they follow ``.to(device)``). ``forward(img, content,
     style=None)`` scores against the blend of all styles, or with ``style`` (N,) indices each image
-    against its own style (many styles in one network). It returns a dict: ``loss`` (the weighted total),
+    against its own style (many styles in one network); ``style_scale`` multiplies the style weight
+(a strength-conditioned network's drawn strength). It returns a dict: ``loss`` (the weighted total),
     ``content``, ``style``, ``tv`` (weighted terms) and ``content/<layer>``, ``style/<layer>``
     (unweighted per-layer terms), all detached except ``loss``.
     """
@@ -176,7 +177,7 @@ class PerceptualLoss(nn.Module):
         return {n: feats[n].detach() for n in self.content_layers}
 
     def forward(self, img: Tensor, content: Tensor | Mapping[str, Tensor] | None = None,
-                style: Tensor | None = None) -> dict[str, Tensor]:
+                style: Tensor | None = None, style_scale: float = 1.0) -> dict[str, Tensor]:
         if self.style_layers and not self._has_style:
             raise RuntimeError("PerceptualLoss.set_style() must be called before the forward pass")
         image = content if isinstance(content, Tensor) else None
@@ -197,7 +198,8 @@ class PerceptualLoss(nn.Module):
             out[f"style/{name}"] = term.detach()
             s_total = s_total + w * term
         tv = tv_loss(img) if self.tv_weight else zero
-        c_total, s_total, tv = self.content_weight * c_total, self.style_weight * s_total, self.tv_weight * tv
+        c_total, tv = self.content_weight * c_total, self.tv_weight * tv
+        s_total = self.style_weight * float(style_scale) * s_total
         total = c_total + s_total + tv
         if self.pixel_weight:
             if image is None:

@@ -44,6 +44,8 @@ class ImageToImageModule(pl.LightningModule):
         export_metadata: plain-JSON provenance for the exported model (style, loss, vgg, sizes).
         pair: turns a sample image into (input, target) for :meth:`sample` when its target is not
             the image itself (super-resolution: ``nst.degrade.Degrade``); None: (image, image).
+        condition: what a conditional network is told each step, and its loss with it (a style
+            drawn per batch, a strength: nst.training.conditions); None: nothing (plain networks).
 
     A batch is a dict with ``input``, optionally ``target`` and ``skipped`` (the count of
     unreadable files so far, logged as ``data/skipped``), or a bare (N, 3, S, S) tensor.
@@ -52,16 +54,18 @@ class ImageToImageModule(pl.LightningModule):
     def __init__(self, net: torch.nn.Module, loss: torch.nn.Module, optimizer: OptimizerFactory | None = None,
                  scheduler: SchedulerFactory | None = None, lr: float = 1e-3, channels_last: bool = False,
                  compile: bool = False, export_metadata: dict[str, Any] | None = None,
-                 pair: Callable[[Tensor], tuple[Tensor, Tensor]] | None = None):
+                 pair: Callable[[Tensor], tuple[Tensor, Tensor]] | None = None,
+                 condition: Callable[..., tuple[dict, dict]] | None = None):
         super().__init__()
         self.net = net
         self.loss = loss
+        self.condition = condition
         self._optimizer = optimizer
         self._scheduler = scheduler
         self.pair = pair
         self.last_loss: Tensor | None = None  # read by callbacks.NaNGuard before each optimizer step
         # Plain types only: checkpoints are read back with torch.load(weights_only=True).
-        self.save_hyperparameters(ignore=["net", "loss", "optimizer", "scheduler", "pair"])
+        self.save_hyperparameters(ignore=["net", "loss", "optimizer", "scheduler", "pair", "condition"])
         self.hparams["network"] = networks.name_of(net)
         self.hparams["net_config"] = dict(getattr(networks.unwrap(net), "config", {}))
         self.hparams["export_metadata"] = dict(export_metadata or {})
@@ -97,8 +101,10 @@ class ImageToImageModule(pl.LightningModule):
         self.eval()
         try:
             x = x.to(self.device)
-            y = self.net(self._layout(x)).float()
-            terms = self.loss(y, x if target is None else target.to(self.device))
+            net_kw, loss_kw = ({}, {}) if self.condition is None else \
+                self.condition.sample_kwargs(x.shape[0], self.device)
+            y = self.net(self._layout(x), **net_kw).float()
+            terms = self.loss(y, x if target is None else target.to(self.device), **loss_kw)
         finally:
             self.train(was_training)
         return y, {k: float(v) for k, v in terms.items()}
@@ -109,9 +115,9 @@ class ImageToImageModule(pl.LightningModule):
     def training_step(self, batch: Tensor | dict[str, Any], batch_idx: int) -> Tensor:
         x, target = self.split(batch)
         x, target = self._layout(x), self._layout(target)
-        # a batch of several styles says which one each image is scored against (nst.perceptual.losses)
-        style = {"style": batch["style"]} if isinstance(batch, dict) and "style" in batch else {}
-        terms = self.loss(self.net(x), target, **style)
+        # a conditional network draws its style or strength for this batch (nst.training.conditions)
+        net_kw, loss_kw = self.condition(x.shape[0], x.device) if self.condition else ({}, {})
+        terms = self.loss(self.net(x, **net_kw), target, **loss_kw)
         self.last_loss = terms["loss"].detach()
         logs = {f"train/{k}": v for k, v in terms.items()}
         if isinstance(batch, dict) and "skipped" in batch:

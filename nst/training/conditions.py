@@ -1,0 +1,97 @@
+"""What a conditional network is told at each training step, and what its loss is told with it.
+
+A condition is called once per batch as ``condition(batch_size, device)`` and returns
+``(net_kwargs, loss_kwargs)``: the keyword arguments of ``net(x, ...)`` and of ``loss(y, target,
+...)``. It draws from torch's global RNG, so a resumed run draws the same sequence (the module
+stores that RNG in its checkpoints). ``sample_kwargs`` is the fixed condition of the sample grids
+and ``val/*`` losses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+Kwargs = dict[str, Any]
+
+
+class RandomStyle:
+    """Many styles in one network (Dumoulin et al. 2017): every batch draws one style uniformly;
+    the network gets it as a one-hot mix, the loss scores the batch against that style's Gram
+    targets. ``fixed``: always this style (norm-only fine-tuning of a new style); ``loss_index``:
+    the index of that style among the loss's targets, when it has fewer than the network."""
+
+    def __init__(self, num_styles: int, fixed: int | None = None, loss_index: int | None = None) -> None:
+        if num_styles < 1 or (fixed is not None and not 0 <= fixed < num_styles):
+            raise ValueError(f"RandomStyle: style {fixed} of {num_styles}")
+        self.num_styles, self.fixed, self.loss_index = int(num_styles), fixed, loss_index
+
+    def _kwargs(self, k: int, n: int, device: torch.device) -> tuple[Kwargs, Kwargs]:
+        mix = F.one_hot(torch.full((n,), k), self.num_styles).float().to(device)
+        scored = k if self.loss_index is None else self.loss_index
+        return {"style": mix}, {"style": torch.full((n,), scored, dtype=torch.long, device=device)}
+
+    def __call__(self, n: int, device: torch.device) -> tuple[Kwargs, Kwargs]:
+        k = self.fixed if self.fixed is not None else int(torch.randint(self.num_styles, ()))
+        return self._kwargs(k, n, device)
+
+    def sample_kwargs(self, n: int, device: torch.device) -> tuple[Kwargs, Kwargs]:
+        return self._kwargs(self.fixed if self.fixed is not None else 0, n, device)
+
+
+class RandomStrength:
+    """Adjustable strength (Babaeizadeh & Ghiasi 2018): every batch draws s uniformly from
+    ``[low, high]``; the network gets s as its strength input and the loss weights its style term
+    by s (s = 0: content and TV only; s = 1: the loss as configured)."""
+
+    def __init__(self, low: float = 0.0, high: float = 1.0) -> None:
+        if not 0.0 <= low <= high:
+            raise ValueError(f"strength_range=[{low}, {high}]: need 0 <= low <= high")
+        self.low, self.high = float(low), float(high)
+
+    def _kwargs(self, s: float, n: int, device: torch.device) -> tuple[Kwargs, Kwargs]:
+        return {"strength": torch.full((n,), s, device=device)}, {"style_scale": s}
+
+    def __call__(self, n: int, device: torch.device) -> tuple[Kwargs, Kwargs]:
+        s = self.low + (self.high - self.low) * float(torch.rand(()))
+        return self._kwargs(s, n, device)
+
+    def sample_kwargs(self, n: int, device: torch.device) -> tuple[Kwargs, Kwargs]:
+        return self._kwargs(self.high, n, device)
+
+
+class Both:
+    """Several conditions at once (a multi-style network with a strength input)."""
+
+    def __init__(self, parts: Sequence[Any]) -> None:
+        self.parts = list(parts)
+
+    def _merge(self, pairs) -> tuple[Kwargs, Kwargs]:
+        net, loss = {}, {}
+        for a, b in pairs:
+            net.update(a)
+            loss.update(b)
+        return net, loss
+
+    def __call__(self, n: int, device: torch.device) -> tuple[Kwargs, Kwargs]:
+        return self._merge(p(n, device) for p in self.parts)
+
+    def sample_kwargs(self, n: int, device: torch.device) -> tuple[Kwargs, Kwargs]:
+        return self._merge(p.sample_kwargs(n, device) for p in self.parts)
+
+
+def for_network(net: Any, strength_range: Sequence[float] | None = None, fixed_style: int | None = None,
+                loss_index: int | None = None) -> Any:
+    """The condition a network needs (None for a plain one)."""
+    parts: list[Any] = []
+    if getattr(net, "num_styles", 1) > 1:
+        parts.append(RandomStyle(net.num_styles, fixed_style, loss_index))
+    if getattr(net, "strength_input", False):
+        low, high = (list(strength_range) if strength_range else [0.0, 1.0])
+        parts.append(RandomStrength(low, high))
+    if not parts:
+        return None
+    return parts[0] if len(parts) == 1 else Both(parts)

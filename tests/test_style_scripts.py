@@ -1,0 +1,75 @@
+"""scripts/finetune_speed.py and scripts/strength_table.py on tiny inputs (the measurement logic)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import torch
+
+from nst.image import save_image
+from nst.modelfile import save_model
+from nst.networks.transformer import TransformerNet
+
+SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
+
+
+def _script(name: str):
+    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _run(folder: Path, values: list[float]) -> Path:
+    (folder / "csv" / "version_0").mkdir(parents=True)
+    rows = ["step,train/loss"] + [f"{i},{v}" for i, v in enumerate(values)]
+    (folder / "csv" / "version_0" / "metrics.csv").write_text("\n".join(rows) + "\n")
+    log = [f"[2026-12-01 10:00:{i // 10:02d},000][nst][INFO] - step {i}/100 (x %), loss 1" for i in (10, 100)]
+    folder.with_suffix(".log").write_text("\n".join(log) + "\n")
+    return folder
+
+
+def test_finetune_speed_finds_the_first_step_at_the_scratch_runs_final_loss(tmp_path, capsys):
+    scratch = _run(tmp_path / "a", [1.0] * 90 + [0.5] * 10)  # ends at 0.5
+    finetune = _run(tmp_path / "b", [0.9] * 40 + [0.4] * 60)  # a 10-step mean <= 0.5 from step 48 on
+    assert _script("finetune_speed").main(["--scratch", str(scratch), "--finetune", str(finetune),
+                                           "--window", "10"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["scratch_final_loss"] == 0.5
+    assert report["finetune_reaches_at_step"] == 48  # the mean of 41 ... 48's losses: (2*0.9+8*0.4)/10 = 0.5
+
+
+def test_finetune_speed_says_never_when_the_loss_is_not_reached(tmp_path, capsys):
+    scratch = _run(tmp_path / "a", [0.1] * 100)
+    finetune = _run(tmp_path / "b", [0.9] * 100)
+    _script("finetune_speed").main(["--scratch", str(scratch), "--finetune", str(finetune), "--window", "10"])
+    assert json.loads(capsys.readouterr().out)["finetune_reaches_at_step"] is None
+
+
+def test_strength_table_scores_every_strength_and_writes_a_strip(tmp_path, capsys):
+    torch.manual_seed(0)
+    net = TransformerNet(8, 1, output="residual", strength_input=True)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(0.1 * torch.randn(p.shape))
+    stripes = (torch.arange(48).view(1, 1, 1, 48) % 8 < 4).float().expand(1, 3, 48, 48)
+    save_image(stripes, tmp_path / "waves.png")
+    card = {"style": [str(tmp_path / "waves.png")], "style_size": 48,
+            "vgg": {"arch": "vgg16", "weights": "random"},
+            "loss": {"content_layers": {"relu2_2": 1.0}, "style_layers": {"relu1_2": 1.0, "relu2_2": 1.0},
+                     "content_weight": 1.0, "style_weight": 1.0, "tv_weight": 0.0, "normalize": True}}
+    model = save_model(tmp_path / "strength.safetensors", net.eval(), card)
+    fixed = save_model(tmp_path / "fixed.safetensors", TransformerNet(8, 1).eval(), card)
+    save_image(torch.rand(1, 3, 40, 48), tmp_path / "photos" / "a.png")
+    out = tmp_path / "out"
+    assert _script("strength_table").main(["--model", str(model), "--fixed", f"0.5={fixed}", "--strengths",
+                                           "0,0.5,1", "--photos", str(tmp_path / "photos"), "--size", "40",
+                                           "--out", str(out)]) == 0
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    assert [(r["model"], r["strength"]) for r in rows] == [
+        ("conditioned", 0.0), ("conditioned", 0.5), ("fixed style weight 0.5", 0.5), ("conditioned", 1.0)]
+    assert all(r["content"] >= 0 and r["style"] > 0 for r in rows)
+    assert rows[0]["style"] != rows[-1]["style"]  # the strength input changed the result
+    assert (out / "strip.jpg").is_file()

@@ -77,7 +77,9 @@ class Stylizer:
         self.style_mix: list[float] | None = None
         self.strength, self.preserve_color = 1.0, "none"
         self.tile_size, self.tile_overlap, self.tile_stats_size = 1024, 64, None
-        self._ready: tuple | None = None  # (condition, prepared net, autocast on, backend)
+        # condition -> (prepared net, autocast on, backend); shared with with_options() copies, so a
+        # per-call style or strength specializes (and exports for ONNX Runtime) once, not per call
+        self._cache: dict[tuple, tuple] = {}
         self._set(options)
         self._prepared()  # a bad precision/backend, or a network that does not export, fails now
 
@@ -102,8 +104,8 @@ class Stylizer:
         from nst import onnxrt
 
         key = self._condition()
-        if self._ready is not None and self._ready[0] == key:
-            return self._ready[1:]
+        if key in self._cache:
+            return self._cache[key]
         net = self.source
         if self.conditional:
             mix = None if key[0] is None else torch.tensor(key[0], device=self.device)
@@ -117,8 +119,10 @@ class Stylizer:
         backend = "torch"
         if onnxrt.wanted(self._backend_choice, self.device, self.amp, net):
             net, backend = onnxrt.OrtNet(net), "onnxruntime"
-        self._ready = (key, net, autocast_on, backend)
-        return self._ready[1:]
+        if len(self._cache) >= 8:  # a sweep over many strengths keeps the 8 newest
+            self._cache.pop(next(iter(self._cache)))
+        self._cache[key] = (net, autocast_on, backend)
+        return self._cache[key]
 
     @property
     def net(self):
@@ -127,9 +131,10 @@ class Stylizer:
 
     @net.setter
     def net(self, value) -> None:
-        """Run ``value`` instead for the current style and strength (e.g. a torch.compile'd copy)."""
-        key, _, autocast_on, backend = (self._condition(), *self._prepared())
-        self._ready = (key, value, autocast_on, backend)
+        """Run ``value`` instead (e.g. a torch.compile'd copy), for the current style and strength
+        only: another style or strength prepares its own network from ``source`` again."""
+        _, autocast_on, backend = self._prepared()
+        self._cache[self._condition()] = (value, autocast_on, backend)
 
     @property
     def backend(self) -> str:

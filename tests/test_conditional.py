@@ -68,6 +68,7 @@ def test_specialize_computes_the_same_function(multi):
 def test_each_sample_gets_its_own_style(multi):
     x = torch.rand(1, 3, 20, 20).expand(2, -1, -1, -1)
     both = multi(x, style=torch.eye(3)[:2])
+    torch.testing.assert_close(both[:1], multi(x[:1], style=torch.eye(3)[0]), rtol=0, atol=5e-5)
     torch.testing.assert_close(both[1:], multi(x[:1], style=torch.eye(3)[1]), rtol=0, atol=5e-5)
 
 
@@ -102,6 +103,26 @@ def test_torchscript_keeps_the_style_input(multi):
     scripted = torch.jit.script(multi)
     x, mix = torch.rand(1, 3, 17, 23), torch.tensor([0.0, 0.3, 0.7])
     torch.testing.assert_close(scripted(x, style=mix), multi(x, style=mix), rtol=0, atol=1e-6)
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated")
+def test_torchscript_keeps_the_strength_input():
+    torch.manual_seed(0)
+    net = _varied(TransformerNet(8, 1, output="linear", strength_input=True))
+    scripted, x = torch.jit.script(net), torch.rand(1, 3, 17, 23)
+    for s in (0.0, 0.6):
+        t = torch.tensor([s])
+        torch.testing.assert_close(scripted(x, strength=t), net(x, strength=t), rtol=0, atol=1e-6)
+
+
+def test_the_affine_stays_float32_under_bf16_autocast(multi):
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        affine = multi.norm_affine(torch.tensor([0.3, 0.3, 0.4]))
+    exact = multi.norm_affine(torch.tensor([0.3, 0.3, 0.4]))
+    for (g, b), (ge, be) in zip(affine, exact):
+        assert g.dtype == torch.float32
+        torch.testing.assert_close(g, ge, rtol=0, atol=0)
+        torch.testing.assert_close(b, be, rtol=0, atol=0)
 
 
 def test_norm_only_finetuning_leaves_the_shared_weights_bit_identical(multi):

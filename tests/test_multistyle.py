@@ -136,6 +136,28 @@ def test_init_from_a_file_that_is_no_model_is_one_line(paintings):
               "trainer.max_steps=1")
 
 
+@pytest.mark.parametrize("overrides,message", [
+    (["strength_range=[0.5]"], "two numbers"), (["strength_range=[0.8,0.2]"], "0 <= low <= high <= 1"),
+    (["strength_range=[0,2]"], "0 <= low <= high <= 1")])
+def test_a_bad_strength_range_gets_its_line(paintings, overrides, message):
+    with pytest.raises(NSTError, match=message):
+        train(paintings, f"style={paintings / 'waves.png'}", "model.net.strength_input=true",
+              "trainer.max_steps=1", *overrides)
+
+
+def test_finetune_norm_refuses_weight_decay(paintings, multi_model):
+    with pytest.raises(NSTError, match="weight decay"):
+        train(paintings, f"init_from={multi_model}", f"style={paintings / 'waves.png'}", "finetune=norm",
+              "+model.optimizer.weight_decay=0.01", "trainer.max_steps=1")
+
+
+def test_export_checks_a_conditional_model_in_every_format(tmp_path, multi_model):
+    pytest.importorskip("onnxruntime")
+    written = run(tmp_path, "mode=export", f"checkpoint={multi_model}", f"output={tmp_path / 'x'}",
+                  "formats=[torchscript,onnx]")
+    assert set(written) == {"torchscript", "onnx"}
+
+
 def test_a_strength_network_trains_and_records_what_strength_does(paintings):
     path = train(paintings, f"style={paintings / 'waves.png'}", "model.net.strength_input=true",
                  "trainer.max_steps=4", "strength_range=[0.0,1.0]", "name=strong")
@@ -205,9 +227,12 @@ def test_stylize_cli_style_and_mix_over_a_folder(tmp_path, multi_model):
         f"output={tmp_path / 'a'}", "style=comp")
     run(tmp_path, "mode=stylize", f"checkpoint={multi_model}", f"input={tmp_path / 'in'}",
         f"output={tmp_path / 'b'}", "style_mix=[0,0,1]")
+    run(tmp_path, "mode=stylize", f"checkpoint={multi_model}", f"input={tmp_path / 'in'}",
+        f"output={tmp_path / 'c'}")
     for i in range(2):
-        a, b = (load_image(tmp_path / d / f"{i}.png") for d in "ab")
+        a, b, first = (load_image(tmp_path / d / f"{i}.png") for d in "abc")
         torch.testing.assert_close(a, b)
+        assert (a - first).abs().max() > 0.01  # style 2, not the default style 0
 
 
 @pytest.mark.parametrize("overrides,message", [

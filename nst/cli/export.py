@@ -26,23 +26,31 @@ def _probe() -> torch.Tensor:
 def max_difference(fmt: str, path: Path, net: TransformerNet) -> float | None:
     """max |exported(x) - net(x)| on a random (2,3,67,45) batch; None when the runtime is missing."""
     x = _probe()
+    # a conditional network is checked at its first style (and full strength), the ONNX graph's inputs
+    condition = {}
+    if getattr(net, "num_styles", 1) > 1:
+        condition["style"] = torch.eye(net.num_styles)[:1]
+    if getattr(net, "strength_input", False):
+        condition["strength"] = torch.ones(1)
     with torch.no_grad():
-        want = net.cpu()(x)
+        want = net.cpu()(x, **condition)
         if fmt == "safetensors":
             from nst.export import load_network
 
-            got = load_network(path)[0](x)
+            got = load_network(path)[0](x, **condition)
         elif fmt == "torchscript":
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", FutureWarning)  # torch 2.14 deprecates torch.jit.load
-                got = torch.jit.load(str(path), map_location="cpu")(x)
+                got = torch.jit.load(str(path), map_location="cpu")(x, **condition)
         else:
             try:
                 import onnxruntime as ort
             except ImportError:
                 return None
             session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-            got = torch.from_numpy(session.run(None, {session.get_inputs()[0].name: x.numpy()})[0])
+            names = {"style": "style_mix", "strength": "strength"}  # nst.export.export_onnx's input names
+            feed = {"image": x.numpy(), **{names[k]: v.numpy() for k, v in condition.items()}}
+            got = torch.from_numpy(session.run(None, feed)[0])
     return (got - want).abs().max().item()
 
 

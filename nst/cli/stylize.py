@@ -79,6 +79,7 @@ def _run_distributed(cfg: DictConfig, checkpoint: str, jobs: list[Job], settings
 
     net, meta = load_any(checkpoint, "cpu")  # Lightning moves it to each rank's device
     refuse_upscaler(checkpoint, meta)
+    Stylizer(net, meta, backend="torch", **options)  # a bad style/option fails here, not in every rank
 
     def make(net, device) -> Stylizer:
         return Stylizer(net, meta, device=device, precision=settings["precision"],

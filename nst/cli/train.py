@@ -103,7 +103,7 @@ def metadata(cfg: DictConfig, loss, style_paths: list[str]) -> dict[str, Any]:
         "name": cfg.get("name"),
         "style_blend": blend_weights(len(style_paths),
                                      [float(b) for b in as_list(cfg.get("style_blend"))] or None)
-                       if style_paths else [],
+                       if style_paths and not cfg.get("styles") else [],  # styles=[...] are never blended
         "style_size": cfg.get("style_size"),
         "loss": loss_cfg,
         "vgg": {"arch": loss.vgg.arch, "weights": loss.vgg.weights_source} if hasattr(loss, "vgg") else None,
@@ -153,8 +153,12 @@ def build_module(cfg: DictConfig) -> tuple[ImageToImageModule, pl.LightningDataM
         module.hparams.export_metadata["init_from"] = {
             "model": str(cfg.init_from), "style": source.get("style"), "steps": source.get("steps")}
         log.info("init_from: the network starts from %s (trained for %s)", cfg.init_from, source.get("style"))
+    if cfg.get("finetune") and _decays(cfg):
+        raise NSTError("finetune=norm with weight decay would move the frozen weights: use Adam with "
+                       "model.optimizer.weight_decay=0")
+    span = conditions.strength_range(cfg.get("strength_range"))
     if module.condition is None:
-        module.condition = conditions.for_network(module.net, as_list(cfg.get("strength_range")) or None)
+        module.condition = conditions.for_network(module.net, span)
     net = module.net
     if getattr(net, "num_styles", 1) > 1 and not cfg.get("finetune"):
         if len(names) != net.num_styles:
@@ -162,9 +166,14 @@ def build_module(cfg: DictConfig) -> tuple[ImageToImageModule, pl.LightningDataM
                            "style in styles=[A,B,...] (the network trains as many as it names)")
         module.hparams.export_metadata["styles"] = names
     if getattr(net, "strength_input", False):
-        span = [float(v) for v in as_list(cfg.get("strength_range"))] or [0.0, 1.0]
         module.hparams.export_metadata["strength"] = {"conditioned": True, "range": span}
     return module, data, paths
+
+
+def _decays(cfg: DictConfig) -> bool:
+    opt = cfg.model.get("optimizer") or {}
+    decay = opt.get("weight_decay")
+    return bool(decay) or (decay is None and str(opt.get("_target_", "")).endswith("AdamW"))
 
 
 def progress(cfg: DictConfig, tty: bool | None = None) -> tuple[bool, list[pl.Callback]]:

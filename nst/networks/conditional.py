@@ -66,8 +66,9 @@ def norm_parameters(net: nn.Module) -> list[nn.Parameter]:
 def freeze_for_norm_finetune(net: nn.Module, rows: Sequence[int]) -> list:
     """Leave only the norms' style ``rows`` trainable: every other parameter gets
     ``requires_grad=False``, and the other rows of the norm parameters a zero gradient (Adam
-    without weight decay then leaves them bit-identical: its moments stay zero). Returns the hook
-    handles. NSTError for a network without per-style norms."""
+    without weight decay then leaves them bit-identical: its moments stay zero; nst.cli.train
+    refuses weight decay with finetune=norm). Returns the hook handles. NSTError for a network
+    without per-style norms."""
     if getattr(net, "num_styles", 1) < 2:
         raise NSTError("finetune=norm needs a network with per-style norms (num_styles > 1)")
     keep = torch.zeros(net.num_styles, dtype=torch.bool)
@@ -78,6 +79,6 @@ def freeze_for_norm_finetune(net: nn.Module, rows: Sequence[int]) -> list:
         if id(p) not in norms:
             p.requires_grad_(False)
             continue
-        mask = keep.to(p.device, p.dtype).view(-1, 1)
-        handles.append(p.register_hook(lambda g, m=mask: g * m.to(g.dtype)))
+        mask = keep.view(-1, 1)  # moved to the gradient's device at each call: Lightning moves the net later
+        handles.append(p.register_hook(lambda g, m=mask: g * m.to(g.device, g.dtype)))
     return handles

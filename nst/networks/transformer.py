@@ -216,16 +216,23 @@ class TransformerNet(nn.Module):
         None: style 0. ``strength``: a scalar, (1,) or (N,) in [0, 1]; None: 1."""
         if not self.conditional:
             return None
+        # float32 and elementwise (no matmul for autocast to round to bf16): training under bf16
+        # autocast sees the same gamma and beta as the float32 network specialize() builds
+        device = self.encoder[0].conv.weight.device
         if style is None:
-            mix = torch.zeros(1, self.num_styles, device=self.encoder[0].conv.weight.device)
+            mix = torch.zeros(1, self.num_styles, device=device)
             mix[0, 0] = 1.0
         else:
-            mix = style.float().reshape(-1, self.num_styles)
+            mix = style.to(device).float().reshape(-1, self.num_styles)
         delta: Optional[Tensor] = None
         net = self.strength_net
         if net is not None:
-            s = torch.ones(1, 1, device=mix.device) if strength is None else strength.float().reshape(-1, 1)
-            delta = net(s.to(mix.device)).float()
+            s = torch.ones(1, 1, device=device)
+            if strength is not None:
+                s = strength.to(device).float().reshape(-1, 1)
+            first, last = net[0], net[2]
+            h = torch.relu(s * first.weight.float().t() + first.bias.float())  # (N, 64): the input is 1-d
+            delta = (h.unsqueeze(2) * last.weight.float().t().unsqueeze(0)).sum(1) + last.bias.float()
         out: NormStats = []
         offset = 0
         total = 0  # the MLP's output: every norm's gamma offsets, then every norm's beta offsets
@@ -233,7 +240,8 @@ class TransformerNet(nn.Module):
             total += w
         for weight, bias in self.norm_params():
             if self.num_styles > 1:
-                g, b = mix @ weight.float(), mix @ bias.float()
+                g = (mix.unsqueeze(2) * weight.float().unsqueeze(0)).sum(1)
+                b = (mix.unsqueeze(2) * bias.float().unsqueeze(0)).sum(1)
             else:
                 g, b = weight.float().view(1, -1), bias.float().view(1, -1)
             c = g.shape[1]

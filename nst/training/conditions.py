@@ -83,14 +83,31 @@ class Both:
         return self._merge(p.sample_kwargs(n, device) for p in self.parts)
 
 
-def for_network(net: Any, strength_range: Sequence[float] | None = None, fixed_style: int | None = None,
+def strength_range(value: Any) -> list[float]:
+    """``strength_range`` as [low, high] with 0 <= low <= high <= 1 (the strengths stylize accepts);
+    one-line NSTError otherwise. None: [0, 1]."""
+    from nst.errors import NSTError
+
+    items = [] if value is None else [value] if isinstance(value, (int, float, str)) else list(value)
+    if not items:
+        return [0.0, 1.0]
+    try:
+        low, high = (float(v) for v in items)
+    except (TypeError, ValueError):
+        raise NSTError(f"strength_range={items}: two numbers [low, high], e.g. [0.0, 1.0]") from None
+    if not 0.0 <= low <= high <= 1.0:
+        raise NSTError(f"strength_range={items}: need 0 <= low <= high <= 1")
+    return [low, high]
+
+
+def for_network(net: Any, span: Sequence[float] | None = None, fixed_style: int | None = None,
                 loss_index: int | None = None) -> Any:
     """The condition a network needs (None for a plain one)."""
     parts: list[Any] = []
     if getattr(net, "num_styles", 1) > 1:
         parts.append(RandomStyle(net.num_styles, fixed_style, loss_index))
     if getattr(net, "strength_input", False):
-        low, high = (list(strength_range) if strength_range else [0.0, 1.0])
+        low, high = strength_range(span)
         parts.append(RandomStrength(low, high))
     if not parts:
         return None

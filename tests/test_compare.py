@@ -131,3 +131,15 @@ def test_iterations_to_match_counts_from_one():
 def test_bad_iteration_counts_are_refused(bad):
     with pytest.raises(NSTError, match="iterations="):
         counts(bad)
+
+
+def test_a_multi_style_model_is_compared_on_the_chosen_style(tmp_path, photos):
+    torch.manual_seed(0)
+    names = ["starry_night.jpg", "udnie.jpg"]  # both bundled: the loss finds their images
+    net = TransformerNet(channels=8, num_residual=1, num_styles=2)
+    model = save_model(tmp_path / "multi.safetensors", net, {**META, "style": names, "styles": names,
+                                                             "style_blend": [0.5, 0.5]})
+    report = run_compare(tmp_path, model, photos, "style=udnie", "iterations=[1]", "limit=1")
+    assert [p.rsplit("/", 1)[-1] for p in report["settings"]["style"]] == ["udnie.jpg"]
+    with pytest.raises(NSTError, match="this model has 2 styles"):
+        run_compare(tmp_path, model, photos, "style=monet", "iterations=[1]", "limit=1")

@@ -19,7 +19,7 @@ from nst.color import color_mode, transfer_luminance
 from nst.errors import NSTError
 from nst.image import from_pil, to_pil
 from nst.networks.transformer import TransformerNet
-from nst.styles import mix_for, pick, style_names
+from nst.styles import mix_for, style_names
 from nst.tiling import needs_tiling, stylize_tiled
 
 _AUTOCAST = {"32": None, "32-true": None, "bf16-mixed": torch.bfloat16, "bf16": torch.bfloat16,
@@ -94,16 +94,18 @@ class Stylizer:
         return bool(getattr(self.source, "strength_input", False))
 
     def _condition(self) -> tuple:
-        mix = mix_for(self.styles, self.style, self.style_mix) if self.conditional else None
+        """The key of the network the options ask for: (style mix or None, strength or None). Also
+        the options' check: a bad style or mix fails here, when it is set (plain models too)."""
+        mix = mix_for(self.styles, self.style, self.style_mix)
         strength = self.strength if self.strength_conditioned else None
-        return (None if mix is None else tuple(mix.tolist()), strength)
+        return (None if mix is None or not self.conditional else tuple(mix.tolist()), strength)
 
     def _prepared(self) -> tuple:
         """(the network to run, autocast on?, backend) for the current style and strength: a
         conditional network is specialized to them (one plain network per condition, cached)."""
         from nst import onnxrt
 
-        key = self._condition()
+        key = self._key
         if key in self._cache:
             return self._cache[key]
         net = self.source
@@ -134,7 +136,7 @@ class Stylizer:
         """Run ``value`` instead (e.g. a torch.compile'd copy), for the current style and strength
         only: another style or strength prepares its own network from ``source`` again."""
         _, autocast_on, backend = self._prepared()
-        self._cache[self._condition()] = (value, autocast_on, backend)
+        self._cache[self._key] = (value, autocast_on, backend)
 
     @property
     def backend(self) -> str:
@@ -143,8 +145,6 @@ class Stylizer:
     def _set(self, options: dict[str, Any]) -> None:
         for key, value in options.items():
             if key == "style":
-                if value is not None and not self.conditional and value not in (0, "0"):
-                    pick(self.styles, value)  # the one style by its name is fine, anything else says so
                 self.style = value
                 if value is not None and "style_mix" not in options:
                     self.style_mix = None  # a style chosen per call replaces the stored mix
@@ -171,10 +171,7 @@ class Stylizer:
                 self.tile_stats_size = _whole(key, value, 16, allow_none=True)
             else:
                 raise TypeError(f"Stylizer: unknown option {key!r}")
-        if (self.style is not None or self.style_mix is not None) and self.conditional:
-            mix_for(self.styles, self.style, self.style_mix)  # a bad choice fails when it is made
-        elif self.style_mix is not None:
-            mix_for(self.styles, None, self.style_mix)
+        self._key = self._condition()  # checks the style choice; the hot path reads the key, not this
         if self.tile_size and self.tile_overlap > self.tile_size // 2:
             raise NSTError(f"tile_overlap={self.tile_overlap}: must be at most half of "
                            f"tile_size={self.tile_size}")

@@ -144,6 +144,9 @@ def build_module(cfg: DictConfig) -> tuple[ImageToImageModule, pl.LightningDataM
     if cfg.get("finetune"):
         if len(names) != 1 or cfg.get("styles"):
             raise NSTError("finetune=norm adds one style: pass style=new.jpg")
+        if _decays(cfg):  # before the model file is read
+            raise NSTError("finetune=norm with weight decay would move the frozen weights: use Adam with "
+                           "model.optimizer.weight_decay=0")
         net, module.condition, card = add_style(cfg.get("init_from"), str(cfg.finetune), names[0])
         module.net = net
         module.hparams["net_config"] = dict(net.config)
@@ -153,9 +156,6 @@ def build_module(cfg: DictConfig) -> tuple[ImageToImageModule, pl.LightningDataM
         module.hparams.export_metadata["init_from"] = {
             "model": str(cfg.init_from), "style": source.get("style"), "steps": source.get("steps")}
         log.info("init_from: the network starts from %s (trained for %s)", cfg.init_from, source.get("style"))
-    if cfg.get("finetune") and _decays(cfg):
-        raise NSTError("finetune=norm with weight decay would move the frozen weights: use Adam with "
-                       "model.optimizer.weight_decay=0")
     span = conditions.strength_range(cfg.get("strength_range"))
     if module.condition is None:
         module.condition = conditions.for_network(module.net, span)

@@ -43,11 +43,12 @@ def resolve(spec: str | os.PathLike) -> Path:
     raise NSTError(f"checkpoint={spec}: no such file, and no shipped model of that name (shipped: {names})")
 
 
-def describe(path: Path) -> dict[str, Any]:
-    """A shipped model's card fields from its metadata header (no weights are read)."""
+def describe(path: Path, meta: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A model's card fields from its metadata header (no weights are read), or from ``meta``
+    already loaded (a Lightning checkpoint's card)."""
     from nst.modelfile import read_meta  # nst.modelfile imports this module (resolve)
 
-    meta = read_meta(path)
+    meta = read_meta(path) if meta is None else meta
     styles = list(meta.get("styles") or [])
     style = (f"{len(styles)} styles: " + ", ".join(f"{i} {n}" for i, n in enumerate(styles))) if styles \
         else ", ".join(meta.get("style") or []) or "?"

@@ -20,13 +20,8 @@ def one(spec: str) -> dict:
     from nst.modelfile import load_any
 
     path = resolve(spec)
-    if path.suffix.lower() == ".safetensors":
-        r = describe(path)
-    else:  # a Lightning checkpoint: its card is in hyper_parameters
-        _, meta = load_any(path)
-        r = {"name": path.stem, "network": meta["network"], "args": meta["args"], "steps": meta.get("steps"),
-             "data": meta.get("data"), "styles": list(meta.get("styles") or meta.get("style") or []),
-             "strength": "input" if meta["args"].get("strength_input") else "blend"}
+    # a Lightning checkpoint's card is in its hyper_parameters: loaded, not read from a header
+    r = describe(path) if path.suffix.lower() == ".safetensors" else describe(path, load_any(path)[1])
     print(f"{r['name']}: {_network(r)}, {r['steps'] or '?'} steps on {r['data'] or '?'}")
     if r["network"] == "transformer":
         for i, name in enumerate(r["styles"] or ["?"]):

@@ -143,3 +143,7 @@ def test_a_multi_style_model_is_compared_on_the_chosen_style(tmp_path, photos):
     assert [p.rsplit("/", 1)[-1] for p in report["settings"]["style"]] == ["udnie.jpg"]
     with pytest.raises(NSTError, match="this model has 2 styles"):
         run_compare(tmp_path, model, photos, "style=monet", "iterations=[1]", "limit=1")
+    # a style whose image is neither beside the model nor bundled: its path picks it and gives the image
+    elsewhere = save_image(torch.rand(1, 3, 40, 40), tmp_path / "elsewhere" / "udnie.jpg")
+    report = run_compare(tmp_path, model, photos, f"style={elsewhere}", "iterations=[1]", "limit=1")
+    assert report["settings"]["style"] == [str(elsewhere)]

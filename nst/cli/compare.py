@@ -101,10 +101,13 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     net, meta = load_any(checkpoint, device)
     override = [str(s) for s in as_list(cfg.get("style"))]
     chosen = {}
-    if getattr(net, "num_styles", 1) > 1:  # style= picks the model's style (index or name) scored here
-        names = style_names(net, meta)
-        k = pick(names, override[0] if override else 0)
-        chosen, override, meta = {"style": k}, [], {**meta, "style": [names[k]], "style_blend": None}
+    if getattr(net, "num_styles", 1) > 1:  # style= picks the model's style scored here: an index, a
+        names = style_names(net, meta)      # name, or the path of that style's image (named as in the card)
+        image = Path(override[0]).expanduser() if override else None
+        given = image is not None and image.is_file()
+        k = pick(names, image.name if given else override[0] if override else 0)
+        chosen, meta = {"style": k}, {**meta, "style": [names[k]], "style_blend": None}
+        override = [str(image)] if given else []
         log.info("compare: style %d of the model, %s", k, names[k])
     stylizer = Stylizer(net, meta, **settings, tile_size=None, **chosen)
 

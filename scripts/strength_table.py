@@ -3,7 +3,8 @@
 For a strength-conditioned model (``experiment=quickstart_strength``) at each strength s, and for
 models trained with a fixed style weight (``loss.style_weight=s``): the mean, over held-out
 photos, of the unweighted content term and style term of one loss (the conditioned model's own,
-style weight 1), so every row is scored by the same measure. Writes ``results.json``,
+style weight 1), so every row is scored by the same measure, and the PSNR of the output against
+the photo (how nearly s = 0 gives the photo back). Writes ``results.json``,
 ``results.md`` and ``strip.jpg`` (the photo, then the conditioned network from s = 0 to 1).
 
     python scripts/strength_table.py --model strength.safetensors --fixed 0.5=fixed_05.safetensors \\
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -35,7 +37,9 @@ def terms(loss, image: torch.Tensor, content: torch.Tensor) -> dict[str, float]:
         out = loss(image, content)
     c = sum(w * float(out[f"content/{n}"]) for n, w in loss.content_layers.items())
     s = sum(w * float(out[f"style/{n}"]) for n, w in loss.style_layers.items())
-    return {"content": c, "style": s}
+    # how near the photo itself the output is (strength 0 should give it back): PSNR in dB
+    mse = float(torch.mean((image.float().clamp(0, 1) - content.float()) ** 2))
+    return {"content": c, "style": s, "psnr": 10 * math.log10(1 / max(mse, 1e-10))}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,22 +64,24 @@ def main(argv: list[str] | None = None) -> int:
     fixed = {float(s): Stylizer(*load_any(m), backend="torch", tile_size=None)
              for s, m in (f.split("=", 1) for f in args.fixed)}
     photos = [load_image(q, max_side=args.size) for q in list_images(args.photos)[: args.limit]]
-    rows = []
+    rows, keys = [], ("content", "style", "psnr")
     for s in strengths:
         scored = [terms(loss, conditioned(x, strength=s), x) for x in photos]
         rows.append({"model": "conditioned", "strength": s,
-                     **{k: sum(t[k] for t in scored) / len(scored) for k in ("content", "style")}})
+                     **{k: sum(t[k] for t in scored) / len(scored) for k in keys}})
         if s in fixed:
             scored = [terms(loss, fixed[s](x), x) for x in photos]
             rows.append({"model": f"fixed style weight {s:g}", "strength": s,
-                         **{k: sum(t[k] for t in scored) / len(scored) for k in ("content", "style")}})
+                         **{k: sum(t[k] for t in scored) / len(scored) for k in keys}})
     out = ensure_folder(Path(args.out))
     report = {"model": args.model, "fixed": args.fixed, "photos": args.photos, "limit": args.limit,
               "size": args.size, "loss": {k: v for k, v in settings.items() if k not in ("arch", "weights")},
               "rows": rows}
     atomic_write_text(out / "results.json", json.dumps(report, indent=2) + "\n")
-    lines = ["| model | s | content term | style term |", "| --- | --- | --- | --- |"]
-    lines += [f"| {r['model']} | {r['strength']:g} | {r['content']:.4f} | {r['style']:.4f} |" for r in rows]
+    lines = ["| model | s | content term | style term | PSNR vs the photo (dB) |",
+             "| --- | --- | --- | --- | --- |"]
+    lines += [f"| {r['model']} | {r['strength']:g} | {r['content']:.4f} | {r['style']:.4f} | "
+              f"{r['psnr']:.2f} |" for r in rows]
     atomic_write_text(out / "results.md", "\n".join(lines) + "\n")
     x = photos[0]
     strip = grid([[x, *(conditioned(x, strength=s) for s in strengths)]], args.size,

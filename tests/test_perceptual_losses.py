@@ -160,3 +160,26 @@ def test_one_set_of_targets_per_style_and_per_image_scoring(vgg):
     torch.testing.assert_close(per_image["style"], only_b(x, x)["style"])
     mixed = both(x, x, style=torch.tensor([0, 1]))["style"]
     assert not torch.allclose(mixed, per_image["style"])
+
+
+def test_pixel_scale_weighs_the_pixel_term(vgg, image):
+    loss = make_loss(vgg, pixel_weight=4.0)
+    loss.set_style([image])
+    photo = torch.rand_like(image)
+    full, half, none = (loss(image, photo, pixel_scale=p) for p in (1.0, 0.5, 0.0))
+    expect = 4.0 * torch.mean((image - photo) ** 2)
+    assert torch.allclose(full["pixel"], expect, rtol=1e-5)
+    assert torch.allclose(half["pixel"], expect / 2, rtol=1e-5)
+    assert float(none["pixel"]) == 0.0
+    assert torch.allclose(none["loss"], full["loss"] - full["pixel"], rtol=1e-5)
+
+
+def test_a_drawn_strength_fades_the_style_term_in_and_the_pixel_term_out():
+    from nst.training.conditions import RandomStrength
+
+    torch.manual_seed(0)
+    for _ in range(5):
+        net_kw, loss_kw = RandomStrength(0.0, 1.0)(2, torch.device("cpu"))
+        s = float(net_kw["strength"][0])
+        assert loss_kw["style_scale"] == pytest.approx(s)
+        assert loss_kw["pixel_scale"] == pytest.approx(1.0 - s)

@@ -45,7 +45,13 @@ class RandomStyle:
 class RandomStrength:
     """Adjustable strength (Babaeizadeh & Ghiasi 2018): every batch draws s uniformly from
     ``[low, high]``; the network gets s as its strength input and the loss weights its style term
-    by s (s = 0: content and TV only; s = 1: the loss as configured)."""
+    by s and its pixel term (``loss.pixel_weight``, 0 unless set) by 1 - s: s = 1 is the loss as
+    configured, s = 0 content, TV and the pixel term only.
+
+    Departure from the paper, which has no pixel term: content (relu2_2) and TV alone do not ask
+    for the photo's colours, and a network with instance norms (which remove each channel's mean)
+    learns the identity slowly; after 400 CPU steps its s = 0 output kept the style's cast
+    (docs/multistyle.md). The pixel term, fading to 0 at s = 1, asks for the photo itself at s = 0."""
 
     def __init__(self, low: float = 0.0, high: float = 1.0) -> None:
         if not 0.0 <= low <= high:
@@ -53,7 +59,7 @@ class RandomStrength:
         self.low, self.high = float(low), float(high)
 
     def _kwargs(self, s: float, n: int, device: torch.device) -> tuple[Kwargs, Kwargs]:
-        return {"strength": torch.full((n,), s, device=device)}, {"style_scale": s}
+        return {"strength": torch.full((n,), s, device=device)}, {"style_scale": s, "pixel_scale": 1.0 - s}
 
     def __call__(self, n: int, device: torch.device) -> tuple[Kwargs, Kwargs]:
         s = self.low + (self.high - self.low) * float(torch.rand(()))

@@ -21,6 +21,7 @@ from nst.errors import NSTError
 from nst.image import load_image_alpha, save_image
 from nst.stylize import Stylizer, _whole
 from nst.tiling import needs_tiling
+from nst.video import is_video
 
 
 @dataclass
@@ -49,12 +50,13 @@ def _stderr(line: str) -> None:
 
 def stylize_files(stylizer: Stylizer | Any, jobs: Sequence[Job], *, size: int | None = None,
                   overwrite: bool = False, batch_size: int = 4, quality: int = 95,
-                  log: Callable[[str], None] = _stderr) -> Summary:
+                  video_stats: str = "frame", log: Callable[[str], None] = _stderr) -> Summary:
     """Stylize every job's source into its target (or upscale it: ``stylizer`` may be an
     nst.upscale.Upscaler, which has the same ``stylize_tensor``). A file that fails to load or save costs one
     ``log`` line and is counted; existing targets are skipped unless ``overwrite``. Same-size
     images that need no tiling run in batches of ``batch_size`` (instance norm is per image, so
-    batching does not change results)."""
+    batching does not change results). Videos (nst.video.VIDEO_EXTENSIONS) are streamed through
+    nst.video, ``batch_size`` frames at a time, with ``video_stats`` (nst.video.frame_step)."""
     batch_size = _whole("batch_size", batch_size, 1)
     size = _whole("size", size, 1, allow_none=True)
     summary, start, last_note = Summary(), time.perf_counter(), time.perf_counter()
@@ -86,6 +88,9 @@ def stylize_files(stylizer: Stylizer | Any, jobs: Sequence[Job], *, size: int | 
             summary.skipped.append(job.target)
             log(f"{job.target}: exists, skipped (overwrite=true replaces it)")
             continue
+        if is_video(job.source):
+            _video(stylizer, job, summary, size, batch_size, video_stats, log)
+            continue
         try:
             item = (job, *load_image_alpha(job.source, max_side=size))
             if hasattr(stylizer, "check_size"):  # an Upscaler: refuse an output over its pixel limit
@@ -110,3 +115,22 @@ def stylize_files(stylizer: Stylizer | Any, jobs: Sequence[Job], *, size: int | 
         flush(group)
     summary.seconds = time.perf_counter() - start
     return summary
+
+
+def _video(model: Stylizer | Any, job: Job, summary: Summary, size: int | None, batch_size: int,
+           video_stats: str, log: Callable[[str], None]) -> None:
+    """One clip through nst.video; a bad clip costs one ``log`` line, as a bad image does."""
+    from nst import video
+
+    factor = int(getattr(model, "factor", 1))
+    try:
+        if hasattr(model, "check_size"):  # an Upscaler: refuse frames over its pixel limit first
+            info = video.probe(job.source)
+            h, w = video.output_size(info.height, info.width, size, factor)
+            model.check_size(h, w, name=str(job.source))
+        video.process_video(job.source, job.target, video.frame_step(model, video_stats), size=size,
+                            factor=factor, batch_size=batch_size, log=None if log is _stderr else log)
+        summary.written.append(job.target)
+    except NSTError as e:
+        summary.failed.append((job.source, str(e)))
+        log(str(e))

@@ -153,8 +153,8 @@ def save_image(img: torch.Tensor, path: str | os.PathLike, alpha: torch.Tensor |
     return path
 
 
-def list_images(spec: str | os.PathLike) -> list[Path]:
-    """A file -> [file]; a folder -> its image files (IMAGE_EXTENSIONS, any case), recursive, sorted;
+def list_images(spec: str | os.PathLike, extensions: tuple[str, ...] = IMAGE_EXTENSIONS) -> list[Path]:
+    """A file -> [file]; a folder -> its files with ``extensions`` (any case), recursive, sorted;
     a glob -> its matching files, sorted. Folders skip hidden entries: macOS ``._*`` twins, ``.git``,
     half-written ``.*.tmp.*`` files."""
     s = os.path.expanduser(os.fspath(spec))
@@ -162,10 +162,10 @@ def list_images(spec: str | os.PathLike) -> list[Path]:
     if p.is_file():
         return [p]
     if p.is_dir():
-        found = sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_EXTENSIONS and f.is_file()
+        found = sorted(f for f in p.rglob("*") if f.suffix.lower() in extensions and f.is_file()
                        and not any(part.startswith(".") for part in f.relative_to(p).parts))
         if not found:
-            raise NSTError(f"{spec}: no image files ({', '.join(IMAGE_EXTENSIONS)}) in this folder")
+            raise NSTError(f"{spec}: no image files ({', '.join(extensions)}) in this folder")
         return found
     if any(c in s for c in "*?["):
         found = sorted(Path(f) for f in glob.glob(s, recursive=True) if os.path.isfile(f))

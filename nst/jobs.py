@@ -9,12 +9,19 @@ from pathlib import Path
 from nst.batch import Job
 from nst.errors import NSTError
 from nst.image import IMAGE_EXTENSIONS, list_images
+from nst.video import VIDEO_EXTENSIONS
 
 
 def _suffix(path: Path, ext: str | None) -> str:
-    if ext:
+    """The target's extension: ``ext`` where it is of the source's kind (an image extension for
+    images, a video one for videos), else the source's own (.png for an image format nst cannot
+    write, e.g. .gif from a glob)."""
+    video = path.suffix.lower() in VIDEO_EXTENSIONS
+    if ext and (ext.lower() in VIDEO_EXTENSIONS) == video:
         return ext
-    return path.suffix if path.suffix.lower() in IMAGE_EXTENSIONS else ".png"  # e.g. .gif from a glob
+    if video or path.suffix.lower() in IMAGE_EXTENSIONS:
+        return path.suffix
+    return ".png"
 
 
 def _glob_root(spec: str) -> Path:
@@ -35,17 +42,18 @@ def plan_jobs(spec: str | os.PathLike, output: str | os.PathLike | None, default
     """
     if ext is not None:
         ext = ext if ext.startswith(".") else f".{ext}"
-        if ext.lower() not in IMAGE_EXTENSIONS:
-            raise NSTError(f"output_ext={ext!r}: choose one of {', '.join(IMAGE_EXTENSIONS)}")
-    files = list_images(spec)
+        if ext.lower() not in (*IMAGE_EXTENSIONS, *VIDEO_EXTENSIONS):
+            kinds = ", ".join(IMAGE_EXTENSIONS + VIDEO_EXTENSIONS)
+            raise NSTError(f"output_ext={ext!r}: choose one of {kinds}")
+    files = list_images(spec, (*IMAGE_EXTENSIONS, *VIDEO_EXTENSIONS))
     src = Path(spec).expanduser()
     out = Path(output).expanduser() if output else None
     if src.is_file():
         if out is not None and not out.is_dir() and out.suffix:
             return _checked([Job(src, out)])
         return _checked([Job(src, (out or Path(default_dir)) / (src.stem + _suffix(src, ext)))])
-    if out is not None and out.suffix.lower() in IMAGE_EXTENSIONS and not out.is_dir():
-        raise NSTError(f"output={output}: input={spec} names {len(files)} images, so output must be a folder")
+    if out is not None and out.suffix.lower() in (*IMAGE_EXTENSIONS, *VIDEO_EXTENSIONS) and not out.is_dir():
+        raise NSTError(f"output={output}: input={spec} names {len(files)} files, so output must be a folder")
     root = src if src.is_dir() else _glob_root(str(src))
     out_dir = out or Path(default_dir)
     jobs, inside = [], out_dir.resolve()

@@ -17,7 +17,7 @@ from torch import Tensor
 
 from nst.color import color_mode, transfer_luminance
 from nst.errors import NSTError
-from nst.image import from_pil, to_pil
+from nst.image import from_pil, resize, to_pil
 from nst.networks.transformer import TransformerNet
 from nst.styles import mix_for, style_names
 from nst.tiling import needs_tiling, stylize_tiled
@@ -209,6 +209,12 @@ class Stylizer:
         x = x.to(self.device, torch.float32)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
+        if stats is not None and x.shape[0] > 1 and stats[0][0].shape[0] == 1:
+            # one image's statistics for a batch (the frames of a clip): ONNX Runtime does not
+            # broadcast a batch axis its export named the image's
+            n = x.shape[0]
+            stats = [(m.to(self.device).expand(n, -1, -1, -1), v.to(self.device).expand(n, -1, -1, -1))
+                     for m, v in stats]
         with self._autocast():
             y = self.net(x, norm_stats=stats)
         return y.float().contiguous()
@@ -217,6 +223,16 @@ class Stylizer:
         x = x.to(self.device, torch.float32)
         with self._autocast():
             return self.net.capture_norm_stats(x)
+
+    @torch.no_grad()
+    def capture_stats(self, x: Tensor) -> list:
+        """The instance-norm statistics of one image (1,3,H,W), from the same downscaled copy the
+        tiles of a large image share (``tile_stats_size``, else ``tile_size``), for
+        ``stylize_tensor(frames, stats=...)``: the frames of a clip normalized alike flicker less."""
+        side = self.tile_stats_size or self.tile_size
+        if side and max(x.shape[-2:]) > side:
+            x = resize(x.float().cpu(), max_side=side)
+        return self._capture(x[:1])
 
     def _finish(self, y: Tensor, content: Tensor) -> Tensor:
         """Pixel-wise: the content's colours, then the blend toward the content (lerp: exact at 0)."""
@@ -228,14 +244,16 @@ class Stylizer:
         return y
 
     @torch.no_grad()
-    def stylize_tensor(self, x: Tensor) -> Tensor:
-        """(N,3,H,W) in [0,1] -> (N,3,H,W) float32 in [0,1] on x's device; tiled when a side > tile_size."""
+    def stylize_tensor(self, x: Tensor, stats: list | None = None) -> Tensor:
+        """(N,3,H,W) in [0,1] -> (N,3,H,W) float32 in [0,1] on x's device; tiled when a side > tile_size.
+        ``stats`` (from :meth:`capture_stats`): every image and tile normalized with them."""
         if x.dim() != 4 or x.shape[1] != 3:
             raise ValueError(f"expected (N,3,H,W) or (3,H,W), got {tuple(x.shape)}")
         h, w = x.shape[-2:]
         if not needs_tiling(h, w, self.tile_size):
-            return self._finish(self._forward(x), x).to(x.device)
-        outs = [stylize_tiled(lambda t, s: self._forward(t, s).cpu(), self._capture, x[i:i + 1].float().cpu(),
+            return self._finish(self._forward(x, stats), x).to(x.device)
+        capture = self._capture if stats is None else (lambda _: stats)
+        outs = [stylize_tiled(lambda t, s: self._forward(t, s).cpu(), capture, x[i:i + 1].float().cpu(),
                               self.tile_size, self.tile_overlap, self.tile_stats_size, self._finish)
                 for i in range(x.shape[0])]
         return torch.cat(outs).to(x.device)

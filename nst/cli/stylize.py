@@ -56,7 +56,7 @@ def run(cfg: DictConfig) -> Summary:
                "tile_overlap": cfg.tile_overlap, "tile_stats_size": cfg.tile_stats_size,
                "style": style_choice(cfg.get("style")), "style_mix": as_list(cfg.get("style_mix")) or None}
     files = {"size": cfg.get("size"), "overwrite": bool(cfg.overwrite), "batch_size": cfg.batch_size,
-             "quality": cfg.quality}
+             "quality": cfg.quality, "video_stats": str(cfg.get("video_stats") or "frame")}
     jobs = plan_jobs(str(spec), cfg.get("output"), Path(cfg.paths.output_dir) / "stylized", cfg.output_ext)
     if distributed(cfg):
         summary = _run_distributed(cfg, str(checkpoint), jobs, settings, options, files)

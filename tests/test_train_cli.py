@@ -73,6 +73,17 @@ def test_every_loss_term_is_logged(files):
         assert name in header
 
 
+def test_a_stability_weight_adds_and_logs_the_networks_stability_terms(files):
+    nst.cli.run(train_config(files, "loss.stability_weight=100"))
+    rows = next((files / "out" / "csv").rglob("metrics.csv")).read_text().splitlines()
+    header = rows[0].split(",")
+    for name in ("train/stability", "train/stability/warp", "train/stability/noise"):
+        assert name in header
+    first = dict(zip(header, rows[1].split(",")))
+    parts = sum(float(first[f"train/{k}"]) for k in ("content", "style", "tv", "stability"))
+    assert float(first["train/loss"]) == pytest.approx(parts, rel=1e-4)
+
+
 def test_init_from_starts_the_network_from_another_models_weights(files, monkeypatch):
     first = nst.cli.run(train_config(files, "trainer.max_steps=2"))
     started = {}

@@ -20,7 +20,8 @@ from nst.errors import NSTError
 
 log = logging.getLogger("nst")
 
-MODES = ("train", "gatys", "stylize", "upscale", "evaluate", "export", "compare", "weights", "models")
+MODES = ("train", "gatys", "stylize", "upscale", "evaluate", "export", "compare", "flicker", "weights",
+         "models")
 # What to lower when CUDA runs out of memory, per mode.
 OOM_HINTS = {
     "train": "lower data.batch_size= or data.crop=, or model=transformer_small",

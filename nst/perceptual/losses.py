@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from nst.errors import NSTError
+from nst.perceptual.stability import StabilityLoss
 from nst.perceptual.vgg import VGGFeatures
 
 _EPS = 1e-8
@@ -94,22 +95,27 @@ class PerceptualLoss(nn.Module):
         style_layers: ``{name: weight}`` (or a list, weight 1 each).
         content_weight, style_weight, tv_weight: the overall weights of the three terms.
         pixel_weight: weight of a pixel MSE against the target image (super-resolution's mix of
-            feature and pixel losses; 0: none). Needs the target as an image, not as features.
+            feature and pixel losses; a strength network's anchor to the photo; 0: none). Needs
+            the target as an image, not as features.
         normalize: divide each layer's term by its target's mean square (see the module doc).
+        stability_weight: weight of the network's stability terms (Gupta et al. 2017; 0: none),
+            ``stability`` their settings (max_shift px, max_zoom, noise): nst.perceptual.stability.
 
     ``set_style(images, blend)`` stores one set of Gram targets per style image, (S, C, C) per
     layer, and the blend weights, as buffers (they follow ``.to(device)``). ``forward(img, content,
     style=None)`` scores against the blend of all styles, or with ``style`` (N,) indices each image
     against its own style (many styles in one network); ``style_scale`` multiplies the style weight
-(a strength-conditioned network's drawn strength). It returns a dict: ``loss`` (the weighted total),
-    ``content``, ``style``, ``tv`` (weighted terms) and ``content/<layer>``, ``style/<layer>``
-    (unweighted per-layer terms), all detached except ``loss``.
+    (a strength-conditioned network's drawn strength s), ``pixel_scale`` the pixel weight (1 - s
+    there: the photo anchor, see nst.training.conditions.RandomStrength). It returns a dict:
+    ``loss`` (the weighted total), ``content``, ``style``, ``tv`` (weighted terms) and
+    ``content/<layer>``, ``style/<layer>`` (unweighted per-layer terms), all detached except ``loss``.
     """
 
     def __init__(self, vgg: VGGFeatures, content_layers: Mapping[str, float] | Sequence[str],
                  style_layers: Mapping[str, float] | Sequence[str], content_weight: float = 1.0,
                  style_weight: float = 1.0, tv_weight: float = 0.0, normalize: bool = True,
-                 pixel_weight: float = 0.0):
+                 pixel_weight: float = 0.0, stability_weight: float = 0.0,
+                 stability: Mapping[str, float] | None = None):
         super().__init__()
         self.content_layers = _as_weights(content_layers)
         self.style_layers = _as_weights(style_layers)
@@ -121,6 +127,10 @@ class PerceptualLoss(nn.Module):
         self.style_weight = float(style_weight)
         self.tv_weight = float(tv_weight)
         self.pixel_weight = float(pixel_weight)
+        # the network's stability terms (nst.perceptual.stability): they need the network, so the
+        # training module calls them beside this loss; None when the weight is 0
+        self.stability = StabilityLoss(float(stability_weight), **dict(stability or {})) \
+            if stability_weight else None
         self.normalize = bool(normalize)
         self._has_style = False
 
@@ -177,7 +187,8 @@ class PerceptualLoss(nn.Module):
         return {n: feats[n].detach() for n in self.content_layers}
 
     def forward(self, img: Tensor, content: Tensor | Mapping[str, Tensor] | None = None,
-                style: Tensor | None = None, style_scale: float = 1.0) -> dict[str, Tensor]:
+                style: Tensor | None = None, style_scale: float = 1.0,
+                pixel_scale: float = 1.0) -> dict[str, Tensor]:
         if self.style_layers and not self._has_style:
             raise RuntimeError("PerceptualLoss.set_style() must be called before the forward pass")
         image = content if isinstance(content, Tensor) else None
@@ -204,7 +215,7 @@ class PerceptualLoss(nn.Module):
         if self.pixel_weight:
             if image is None:
                 raise ValueError("pixel_weight needs the target image, not its features")
-            pixel = self.pixel_weight * F.mse_loss(_wide(img), _wide(image))
+            pixel = self.pixel_weight * float(pixel_scale) * F.mse_loss(_wide(img), _wide(image))
             total = total + pixel
             out["pixel"] = pixel.detach()
         out.update(loss=total, content=c_total.detach(), style=s_total.detach(), tv=tv.detach())

@@ -117,7 +117,13 @@ class ImageToImageModule(pl.LightningModule):
         x, target = self._layout(x), self._layout(target)
         # a conditional network draws its style or strength for this batch (nst.training.conditions)
         net_kw, loss_kw = self.condition(x.shape[0], x.device) if self.condition else ({}, {})
-        terms = self.loss(self.net(x, **net_kw), target, **loss_kw)
+        y = self.net(x, **net_kw)
+        terms = self.loss(y, target, **loss_kw)
+        stability = getattr(self.loss, "stability", None)
+        if stability is not None:  # loss.stability_weight: the network's own terms (it runs twice more)
+            extra = stability(self.net, x, y, **net_kw)
+            weighted = extra.pop("stability")
+            terms = {**terms, **extra, "stability": weighted.detach(), "loss": terms["loss"] + weighted}
         self.last_loss = terms["loss"].detach()
         logs = {f"train/{k}": v for k, v in terms.items()}
         if isinstance(batch, dict) and "skipped" in batch:

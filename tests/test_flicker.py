@@ -177,3 +177,18 @@ def test_make_clip_script_writes_a_pan_with_sound(tmp_path):
     assert (info.width, info.height, info.frames, info.audio) == (64, 48, 10, "aac")
     assert module.main([str(tmp_path / "p.png"), str(out) + ".mp4", "--frames", "100", "--width", "64",
                         "--height", "48"]) == 2  # the photo is too small for that pan: one line
+
+
+def test_flicker_mode_measures_a_real_clip_with_optical_flow(tmp_path):
+    pytest.importorskip("av")
+    pytest.importorskip("cv2")
+    from nst.video import write_frames
+
+    smooth = torch.nn.functional.avg_pool2d(photo(64, 140), 5, 1, 2)
+    clip = tmp_path / "pan.mp4"
+    write_frames(clip, flicker.pan(smooth, 6, 2, 96, 64), 25)
+    a = save_model(tmp_path / "a.safetensors", TransformerNet(channels=8, num_residual=1).eval(), {})
+    report = run(tmp_path, "mode=flicker", f"checkpoint={a}", f"input={clip}", "frames=6",
+                 f"output={tmp_path / 'fl'}")
+    assert "optical flow" in report["source"]["motion"]
+    assert report["rows"][0]["frames"] == 6 and report["rows"][0]["warping_error"] > 0

@@ -38,7 +38,7 @@ from nst.image import list_images, load_image, save_image
 from nst.modelfile import checkpoint_net, load_network, read_checkpoint, warm_start
 from nst.perceptual.losses import blend_weights
 from nst.stylize import Stylizer
-from nst.training import conditions
+from nst.training import conditions, runlock
 from nst.training.callbacks import ExportOnEnd, ProgressLines
 from nst.training.checkpoints import AtomicCheckpointIO, GracefulInterrupt
 from nst.training.finetune import add_style
@@ -197,6 +197,11 @@ def run(cfg: DictConfig) -> Path:
     set_threads(cfg.get("threads"))
     pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
     out = output_folder(cfg)
+    with runlock.hold(ensure_folder(out)):  # one run per folder: a second one refuses, naming the first
+        return _train(cfg, out)
+
+
+def _train(cfg: DictConfig, out: Path) -> Path:
     ckpt = resume_path(cfg, out)
     module, data, style_paths = build_module(cfg)
     if ckpt is not None:

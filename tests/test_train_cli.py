@@ -161,6 +161,23 @@ def test_resume_true_continues_to_the_same_final_step(files):
     assert load_network(path)[1]["steps"] == 4
 
 
+def test_a_corrupt_last_checkpoint_names_the_newest_readable_one(files):
+    nst.cli.run(train_config(files, "trainer.max_steps=2", "ckpt_every=1", "ckpt_keep_all=true"))
+    folder = files / "out" / "checkpoints"
+    kept = sorted(folder.glob("step_*.ckpt"))
+    assert len(kept) >= 2
+    last = folder / "last.ckpt"
+    last.write_bytes(last.read_bytes()[:1000])  # a disk that filled up mid-write, or a bad copy
+    kept[-1].write_bytes(b"")                    # and the newest step checkpoint is empty too
+    with pytest.raises(NSTError) as e:
+        nst.cli.run(train_config(files, "trainer.max_steps=4", "resume=true"))
+    message = str(e.value)
+    assert str(last) in message and "not a readable checkpoint" in message and "\n" not in message
+    assert f"resume={kept[-2]}" in message
+    path = nst.cli.run(train_config(files, "trainer.max_steps=4", f"resume={kept[-2]}"))  # and it works
+    assert load_network(path)[1]["steps"] == 4
+
+
 def test_resume_without_a_checkpoint_is_an_error(files):
     with pytest.raises(NSTError, match="resume=true: no checkpoint"):
         nst.cli.run(train_config(files, "resume=true"))

@@ -74,6 +74,20 @@ def resume_path(cfg: DictConfig, out: Path) -> Path | None:
     return None
 
 
+def older_checkpoint_hint(broken: Path) -> str:
+    """For an unreadable checkpoint: the newest readable ``step_*.ckpt`` beside it (ckpt_keep_all)
+    and how to resume from it, or nothing."""
+    if broken.name != "last.ckpt":
+        return ""
+    for older in sorted(broken.parent.glob("step_*.ckpt"), reverse=True):
+        try:
+            read_checkpoint(older)
+        except NSTError:
+            continue
+        return f"; the newest readable checkpoint is {older}: resume from it with resume={older}"
+    return ""
+
+
 def check_resumable(path: Path, net_config: dict, styles: list[str], max_steps: int | None = None) -> None:
     """Refuse a checkpoint of another architecture in one line (not a state_dict size-mismatch dump),
     and one whose learning-rate schedule ends before ``max_steps`` (a one-cycle schedule restored
@@ -205,8 +219,11 @@ def _train(cfg: DictConfig, out: Path) -> Path:
     ckpt = resume_path(cfg, out)
     module, data, style_paths = build_module(cfg)
     if ckpt is not None:
-        check_resumable(ckpt, module.hparams.net_config, module.hparams.export_metadata["style"],
-                        int(cfg.trainer.get("max_steps", -1)))
+        try:
+            check_resumable(ckpt, module.hparams.net_config, module.hparams.export_metadata["style"],
+                            int(cfg.trainer.get("max_steps", -1)))
+        except NSTError as e:
+            raise NSTError(f"{e}{older_checkpoint_hint(ckpt)}") from e
     ensure_folder(out / "checkpoints")  # an unwritable output fails now, not at the first checkpoint
     callbacks = build_callbacks(cfg)  # configs/mode/train.yaml: callbacks
     interrupt = next((cb for cb in callbacks if isinstance(cb, GracefulInterrupt)), None)

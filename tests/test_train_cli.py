@@ -178,6 +178,14 @@ def test_a_corrupt_last_checkpoint_names_the_newest_readable_one(files):
     assert load_network(path)[1]["steps"] == 4
 
 
+def test_training_survives_an_unwritable_log_folder(files, caplog):
+    (files / "out").mkdir()
+    (files / "out" / "csv").write_text("a file where the CSV logger wants its folder\n")
+    path = nst.cli.run(train_config(files))
+    assert path.is_file() and load_network(path)[1]["steps"] == 4  # the run and its model are intact
+    assert caplog.text.count("failed, training continues without it") == 1
+
+
 def test_resume_without_a_checkpoint_is_an_error(files):
     with pytest.raises(NSTError, match="resume=true: no checkpoint"):
         nst.cli.run(train_config(files, "resume=true"))

@@ -85,7 +85,9 @@ def build_logger(cfg: DictConfig, save_dir: str | Path | None = None):
     folder = Path(save_dir) if save_dir is not None else Path(cfg.paths.output_dir)
     folder.mkdir(parents=True, exist_ok=True)
     extra = {"save_dir": str(folder)} if save_dir is not None and "save_dir" in cfg.logger else {}
-    return instantiate(cfg.logger, **extra)
+    from nst.training.safelogger import Safe
+
+    return Safe(instantiate(cfg.logger, **extra))  # a failing logger warns once and is dropped
 
 
 def gatys_module(cfg: DictConfig, **kwargs):

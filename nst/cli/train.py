@@ -211,7 +211,7 @@ def run(cfg: DictConfig) -> Path:
     set_threads(cfg.get("threads"))
     pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
     out = output_folder(cfg)
-    with runlock.hold(ensure_folder(out)):  # one run per folder: a second one refuses, naming the first
+    with runlock.hold(out):  # one run per folder: a second one refuses, naming the first
         return _train(cfg, out)
 
 

@@ -129,7 +129,8 @@ class SampleGrid(pl.Callback):
         self.written.append(path)
         for logger in trainer.loggers:
             logger.log_metrics(totals, step=step)
-            if isinstance(logger, WandbLogger):
+            inner = getattr(logger, "inner", logger)  # under nst.training.safelogger.Safe
+            if isinstance(inner, WandbLogger) and not getattr(logger, "failed", None):
                 logger.log_image(key="samples", images=[to_pil(picture)], step=step)
         terms = ", ".join(f"{k[4:]} {v:.4g}" for k, v in totals.items() if k != "val/loss")
         log.info("step %d: val/loss %.4g (%s), samples %s", step, totals.get("val/loss", float("nan")),

@@ -46,13 +46,17 @@ def _describe(info: dict) -> str:
 
 @contextlib.contextmanager
 def hold(folder: str | os.PathLike) -> Iterator[Path | None]:
-    """Hold the folder's training lock for the ``with`` block; NSTError when another live run holds it."""
+    """Hold the folder's training lock for the ``with`` block (creating the folder, and removing it
+    again if it is still empty at the end); NSTError when another live run holds it."""
     if not _rank_zero() or sys.platform == "win32":  # fcntl is POSIX; other ranks belong to rank 0's run
         yield None
         return
     import fcntl
 
-    path = Path(folder) / NAME
+    from nst.files import ensure_folder
+
+    made = not Path(folder).exists()
+    path = ensure_folder(folder) / NAME
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as e:
@@ -81,3 +85,6 @@ def hold(folder: str | os.PathLike) -> Iterator[Path | None]:
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+        if made:  # a run that failed before writing anything leaves no empty folder behind
+            with contextlib.suppress(OSError):
+                Path(folder).rmdir()

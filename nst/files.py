@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -61,10 +63,25 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
+_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically."""
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
+    """Write ``data`` to ``path`` atomically. A full disk (or quota) is one NSTError that says how
+    much space the file needed and how much was free; ``path`` keeps its previous content."""
+    try:
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(data)
+    except OSError as e:
+        if e.errno not in _FULL:
+            raise NSTError(f"{path}: could not be written ({e.strerror or e})") from e
+        try:
+            free = f"{shutil.disk_usage(Path(path).parent).free / 2**20:.1f} MB free"
+        except OSError:
+            free = "free space unknown"
+        need = f"{len(data) / 2**20:.1f} MB"
+        raise NSTError(f"{path}: could not be written, the disk is full (it needs {need}, {free}); "
+                       "the previous file, if any, is unchanged") from e
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

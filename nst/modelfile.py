@@ -27,12 +27,12 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save
 
 import nst
 from nst import networks
 from nst.errors import NSTError, one_line
-from nst.files import atomic_path
+from nst.files import atomic_write_bytes
 from nst.shipped import resolve
 
 FORMAT = "nst-model"
@@ -66,8 +66,7 @@ def save_model(path: str | os.PathLike, net: torch.nn.Module, card: dict[str, An
            "network": name, "args": dict(net.config),
            "card": {k: v for k, v in card.items() if k not in _RESERVED}}
     header = {"format": FORMAT, "nst": json.dumps(doc, default=str, sort_keys=True)}
-    with atomic_path(path) as tmp:
-        save_file(state, str(tmp), metadata=header)
+    atomic_write_bytes(path, save(state, metadata=header))  # in memory first: a full disk says the size
     return path
 
 

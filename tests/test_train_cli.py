@@ -268,3 +268,45 @@ def test_resume_from_a_checkpoint_file_and_the_old_ckpt_path_spelling(files, cap
     assert "ckpt_path= is now resume=PATH" in caplog.text
     with pytest.raises(NSTError, match="resume=.*missing.ckpt: no such checkpoint file"):
         nst.cli.run(train_config(files, f"resume={files / 'missing.ckpt'}"))
+
+
+def test_a_full_disk_at_a_checkpoint_stops_in_one_line_and_keeps_the_last_one(files, monkeypatch):
+    import errno
+    from pathlib import Path
+
+    nst.cli.run(train_config(files, "trainer.max_steps=2"))
+    last = files / "out" / "checkpoints" / "last.ckpt"
+    before = last.read_bytes()
+    real = Path.write_bytes
+
+    def full(self, data):
+        if self.name.endswith(".ckpt"):  # the temporary file of the next checkpoint
+            real(self, bytes(data)[:100])  # some of it made it to the disk
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, data)
+
+    monkeypatch.setattr(Path, "write_bytes", full)
+    full_disk = r"last.ckpt: could not be written, the disk is full \(it needs [\d.]+ MB"
+    with pytest.raises(NSTError, match=full_disk):
+        nst.cli.run(train_config(files, "trainer.max_steps=4", "resume=true"))
+    assert last.read_bytes() == before  # the previous checkpoint, unchanged and loadable
+    assert torch.load(last, weights_only=True)["global_step"] == 2
+    assert not [p.name for p in last.parent.iterdir() if p.name.startswith(".")]  # no temporary left
+
+
+def test_a_full_disk_at_export_keeps_no_partial_model(files, monkeypatch):
+    import errno
+    from pathlib import Path
+
+    real = Path.write_bytes
+
+    def full(self, data):
+        if self.name.endswith(".safetensors"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, data)
+
+    monkeypatch.setattr(Path, "write_bytes", full)
+    with pytest.raises(NSTError, match=r"waves.safetensors: could not be written, the disk is full"):
+        nst.cli.run(train_config(files))
+    assert not list((files / "out").glob("*.safetensors")) and not list((files / "out").glob(".*"))
+    assert (files / "out" / "checkpoints" / "last.ckpt").is_file()  # the run itself is not lost

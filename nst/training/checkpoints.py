@@ -3,6 +3,7 @@ end, and Ctrl-C/SIGTERM that stop between two steps with a checkpoint written fi
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import signal
@@ -16,7 +17,7 @@ from lightning_fabric.plugins import TorchCheckpointIO
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from nst.files import atomic_path
+from nst.files import atomic_write_bytes
 
 log = logging.getLogger("nst")
 
@@ -27,8 +28,10 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     temp folder and *moves* it, which is a copy, not atomic, when /tmp is another file system.)"""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
-        with atomic_path(path) as tmp:
-            torch.save(checkpoint, tmp)
+        # serialized in memory first: a full disk is then one line with the size it needed
+        buffer = io.BytesIO()
+        torch.save(checkpoint, buffer)
+        atomic_write_bytes(path, buffer.getbuffer())
 
 
 class StepCheckpoint(ModelCheckpoint):

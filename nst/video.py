@@ -77,6 +77,10 @@ def _open(src: Path):
         container = av.open(str(src))
     except (av.FFmpegError, OSError, ValueError) as e:
         raise NSTError(f"{src}: not a video FFmpeg can read ({_reason(e)})") from e
+    fmt = container.format.name or ""
+    if fmt == "image2" or fmt.endswith("_pipe"):  # FFmpeg sniffs content: a JPEG named .mp4 is one "frame"
+        container.close()
+        raise NSTError(f"{src}: not a video, FFmpeg reads it as an image ({fmt})")
     if not container.streams.video:
         kind = "audio only" if container.streams.audio else "no video stream"
         container.close()

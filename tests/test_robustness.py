@@ -472,3 +472,74 @@ def test_stylize_a_photo_larger_than_tile_size_goes_through_tiles(tmp_path, good
                        "tile_size=64", "tile_overlap=16"))
     assert load_image(out).shape == (1, 3, 150, 200)
     assert sides and max(sides) <= 64, sides
+
+
+# ---- the modes added since: upscale, evaluate, multi-style, video (issue 16) ----------------------
+
+@pytest.fixture(scope="module")
+def sr_model(tmp_path_factory) -> Path:
+    from nst.networks.srnet import SRNet
+
+    torch.manual_seed(0)
+    net = SRNet(factor=4, channels=8, num_residual=1)
+    card = {"degrade": {"factor": 4, "sigma": 1.0}}
+    return save_model(tmp_path_factory.mktemp("sr") / "sr.safetensors", net, card)
+
+
+@pytest.fixture(scope="module")
+def multi_model(tmp_path_factory) -> Path:
+    torch.manual_seed(0)
+    return save_model(tmp_path_factory.mktemp("multi") / "multi.safetensors",
+                      TransformerNet(channels=8, num_residual=1, num_styles=2),
+                      {**META, "styles": ["a.jpg", "b.jpg"], "style": ["a.jpg", "b.jpg"]})
+
+
+def _input_reason(name: str, case: Case) -> str:
+    return {"missing": "no such file", "folder": "no image files"}.get(name, case.reason)
+
+
+@pytest.mark.parametrize("name", REFUSED)
+def test_upscale_bad_input_is_refused(tmp_path, corpus, sr_model, name):
+    case = corpus[name]
+    refused(tmp_path, case.path, _input_reason(name, case), "mode=upscale", "logger=none",
+            f"checkpoint={sr_model}", f"input={case.path}")
+
+
+@pytest.mark.parametrize("name", ACCEPTED)
+def test_upscale_odd_input_works(tmp_path, corpus, sr_model, name):
+    case = corpus[name]
+    out = tmp_path / "o.png"
+    nst.cli.run(cfg_of(tmp_path, "mode=upscale", "logger=none", f"checkpoint={sr_model}",
+                       f"input={case.path}", f"output={out}"))
+    assert load_image(out).shape[-2:] == tuple(4 * s for s in load_image(case.path).shape[-2:])
+
+
+@pytest.mark.parametrize("name", REFUSED)
+def test_evaluate_bad_input_is_refused(tmp_path, corpus, sr_model, name):
+    case = corpus[name]
+    if name in ("missing", "folder"):
+        reason = _input_reason(name, case)
+    else:  # a folder whose only photo is the bad file
+        folder = tmp_path / "hr"
+        folder.mkdir()
+        (folder / case.path.name).write_bytes(case.path.read_bytes())
+        case, reason = Case(folder / case.path.name, False, case.reason), case.reason
+    spec = case.path if name in ("missing", "folder") else case.path.parent
+    refused(tmp_path, case.path, reason, "mode=evaluate", "logger=none", f"checkpoint={sr_model}",
+            f"input={spec}", "vgg.weights=random")
+
+
+@pytest.mark.parametrize("name", REFUSED)
+def test_multistyle_bad_input_is_refused(tmp_path, corpus, multi_model, name):
+    case = corpus[name]
+    refused(tmp_path, case.path, _input_reason(name, case), *STYLIZE, f"checkpoint={multi_model}",
+            f"input={case.path}", "style=1")
+
+
+@pytest.mark.parametrize("name", ["empty", "truncated_jpeg", "text_as_jpeg", "bomb"])
+def test_video_bad_input_is_refused(tmp_path, corpus, good, name):
+    pytest.importorskip("av")
+    case = corpus[name]
+    clip = tmp_path / f"{case.path.stem}.mp4"  # the same bytes where a video is expected
+    clip.write_bytes(case.path.read_bytes())
+    refused(tmp_path, clip, "", *STYLIZE, f"checkpoint={good['model']}", f"input={clip}")

@@ -159,3 +159,38 @@ def test_nan_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(tmp_p
     net, _ = load_lightning_checkpoint(ckpt)
     assert all(torch.isfinite(p).all() for p in net.state_dict().values())
     assert not list(out.glob("*.safetensors"))
+
+
+KILLED_EXPORT = """
+import sys, time
+from pathlib import Path
+import torch
+from nst.modelfile import save_model
+from nst.networks.transformer import TransformerNet
+
+real = Path.write_bytes
+def slow(self, data):  # half the file reaches the disk, then the process is killed
+    real(self, bytes(data)[: len(data) // 2])
+    print("writing", flush=True)
+    time.sleep(60)
+Path.write_bytes = slow
+save_model(sys.argv[1], TransformerNet(channels=8, num_residual=1), {"style": "x.jpg"})
+"""
+
+
+def test_sigkill_during_export_leaves_no_partial_model(tmp_path):
+    target = tmp_path / "model.safetensors"
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_EXPORT, str(target)], stdout=subprocess.PIPE,
+                            text=True)
+    try:
+        assert proc.stdout.readline().strip() == "writing"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        proc.kill()
+    assert not target.exists()  # only a hidden temporary is left, which no loader takes for the model
+    from nst.modelfile import load_any
+
+    assert [p.name.startswith(".") and ".tmp" in p.name for p in tmp_path.iterdir()] == [True]
+    with pytest.raises(NSTError, match="no such model file"):
+        load_any(target)

@@ -41,8 +41,16 @@ def pan(photo: Tensor, frames: int, step: int, width: int, height: int) -> Itera
 def zoom(photo: Tensor, frames: int, rate: float, width: int, height: int) -> Iterator[Tensor]:
     """(1,3,H,W) photo -> ``frames`` (1,3,height,width) views zooming in by ``rate`` per frame
     (1.01: 1 %) about the centre; frame 0 is the largest centred crop of the frames' aspect."""
+    if not rate > 1:
+        raise NSTError(f"zoom_rate={rate}: a zoom in needs a rate > 1 (1.005: 0.5 % per frame)")
+    from nst.image import resize
+
     h, w = photo.shape[-2:]
     scale0 = min(w / width, h / height)
+    if scale0 > 1:  # down to about one photo pixel per frame pixel first (antialiased): no aliasing
+        photo = resize(photo.float(), scale=1 / scale0)
+        h, w = photo.shape[-2:]
+        scale0 = min(w / width, h / height)
     for t in range(frames):
         s = scale0 / rate ** t  # photo px per frame px
         theta = torch.tensor([[[s * width / w, 0.0, 0.0], [0.0, s * height / h, 0.0]]])

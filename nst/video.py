@@ -92,6 +92,19 @@ def _reason(e: BaseException) -> str:
     return getattr(e, "strerror", None) or str(e).splitlines()[0] or type(e).__name__
 
 
+def _truncated(src: Path, stream) -> None:
+    """An mp4/mov whose index points past the end of the file (a copy or download cut short) is
+    refused before any decoding, naming the frame it ends at. Index entries that an edit list
+    discards (a trimmed clip) do not count, so a trimmed file is not taken for a truncated one."""
+    if "mp4" not in (stream.container.format.name or ""):
+        return
+    entries = [e for e in stream.index_entries if not e.is_discard]
+    size = src.stat().st_size
+    if entries and max(e.pos + e.size for e in entries) > size:
+        inside = sum(e.pos + e.size <= size for e in entries)
+        raise NSTError(f"{src}: truncated at frame {inside} of {len(entries)}; nothing written")
+
+
 def probe(src: str | Path) -> VideoInfo:
     src = Path(src)
     with _open(src) as container:
@@ -143,25 +156,35 @@ class _Progress:
             (self.log or _log)(line)
 
 
-def _frames_to_tensor(frames: list, size: tuple[int, int]) -> Tensor:
-    """Decoded frames -> (N,3,h,w) float32 in [0,1]: resized when ``size=`` asked for another
-    size, else only cropped to even sides."""
+def _frame_tensor(frame, size: tuple[int, int]) -> Tensor:
+    """One decoded frame -> (1,3,h,w) float32 in [0,1]: resized when ``size=`` asked for another
+    size (or the clip changed resolution midway), else only cropped to even sides."""
     from nst.image import resize
 
-    x = torch.stack([torch.from_numpy(f.to_ndarray(format="rgb24")) for f in frames])
-    x = x.permute(0, 3, 1, 2).float().div_(255.0)
+    x = torch.from_numpy(frame.to_ndarray(format="rgb24")).permute(2, 0, 1)[None].float().div_(255.0)
     h, w = size
     sh, sw = x.shape[-2:]
-    if (sh - sh % 2, sw - sw % 2) != (h, w) and (sh, sw) != (h, w):
+    if (sh, sw) != (h, w) and (sh - sh % 2, sw - sw % 2) != (h, w):
         return resize(x, size=(h, w))
     return x[:, :, :h, :w]
 
 
-def _to_frames(av, y: Tensor, sources: list) -> Iterator:
+def _frames_to_tensor(frames: list, size: tuple[int, int]) -> Tensor:
+    return torch.cat([_frame_tensor(f, size) for f in frames])
+
+
+def _to_frames(av, y: Tensor, sources: list, clock: dict | None = None) -> Iterator:
+    """Output frames with their sources' timestamps; ``clock`` ({"rate", "last"}): counted in frames
+    of a constant rate instead (AVI, whose muxer takes the time base for the frame rate)."""
     arr = (y.clamp(0, 1).mul(255).round().to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy())
     for i, src in enumerate(sources):
         frame = av.VideoFrame.from_ndarray(arr[i], format="rgb24")
-        frame.pts, frame.time_base = src.pts, src.time_base
+        if clock is None:
+            frame.pts, frame.time_base = src.pts, src.time_base
+        else:
+            tick = round(float(src.pts * src.time_base) * clock["rate"])
+            clock["last"] = max(tick, clock["last"] + 1)  # strictly increasing
+            frame.pts, frame.time_base = clock["last"], Fraction(1, clock["rate"])
         yield frame
 
 
@@ -183,91 +206,110 @@ def process_video(src: str | Path, dst: str | Path, step: Callable[[Tensor], Ten
     done = 0
     with _open(src) as inp, atomic_path(dst) as tmp:
         vin = inp.streams.video[0]
+        _truncated(src, vin)
         vin.thread_type = "AUTO"
         ain = inp.streams.audio[0] if inp.streams.audio else None
         streams = [vin] + ([ain] if ain is not None else [])
-        with av.open(str(tmp), "w") as out:
-            vout, aout, held_audio = None, None, []
-            pending: list = []  # decoded frames not yet processed (at most batch_size)
-            fallback_pts = 0
+        try:  # the output's own failures (a full disk at the trailer, a muxer error)
+            with av.open(str(tmp), "w") as out:
+                vout, aout, held_audio, clock = None, None, [], {}
+                pending: list = []  # decoded frames not yet processed (at most batch_size)
+                fallback_pts = 0
 
-            def setup(first) -> None:
-                nonlocal vout, aout
-                codec = _CODECS[dst.suffix.lower()]
-                rate = info.rate or Fraction(25)
-                vout = out.add_stream(codec, rate=rate, options=dict(_OPTIONS[codec]))
-                vout.width, vout.height = w * factor, h * factor
-                vout.pix_fmt = "yuv420p"
-                vout.time_base = vin.time_base or Fraction(1, int(math.ceil(rate)))
-                vout.codec_context.time_base = vout.time_base
-                if codec == "mpeg4":
-                    vout.codec_context.bit_rate = 8_000_000
-                if info.sample_aspect_ratio:
-                    vout.codec_context.sample_aspect_ratio = info.sample_aspect_ratio
-                if getattr(first, "rotation", 0):
-                    vout.set_display_rotation(first.rotation)
-                if ain is not None:
+                def setup(first) -> None:
+                    nonlocal vout, aout
+                    codec = _CODECS[dst.suffix.lower()]
+                    rate = info.rate or Fraction(25)
+                    vout = out.add_stream(codec, rate=rate, options=dict(_OPTIONS[codec]))
+                    vout.width, vout.height = w * factor, h * factor
+                    vout.pix_fmt = "yuv420p"
+                    vout.time_base = vin.time_base or Fraction(1, int(math.ceil(rate)))
+                    if codec == "mpeg4":  # AVI: a constant rate (see _to_frames)
+                        clock.update(rate=max(1, round(float(rate))), last=-1)
+                        vout.time_base = Fraction(1, clock["rate"])
+                        vout.codec_context.bit_rate = 8_000_000
+                    vout.codec_context.time_base = vout.time_base
+                    # the RGB -> YUV conversion is BT.601's: say so, or players assume BT.709 for HD
+                    cc = vout.codec_context
+                    cc.colorspace = cc.color_primaries = cc.color_trc = 6  # SMPTE 170M (BT.601)
+                    if dst.suffix.lower() == ".avi" and getattr(first, "rotation", 0):
+                        (log or _log)(f"{dst}: AVI has no rotation field: the clip will play unrotated "
+                                      f"(choose .mp4 or .mkv to keep its {first.rotation} degrees)")
+                    if dst.suffix.lower() == ".webm" and info.sample_aspect_ratio not in (None, 1):
+                        (log or _log)(f"{dst}: WebM keeps no pixel aspect ratio: the clip will play with "
+                                      "square pixels (choose .mkv to keep it)")
+                    if info.sample_aspect_ratio:
+                        vout.codec_context.sample_aspect_ratio = info.sample_aspect_ratio
+                    if getattr(first, "rotation", 0):
+                        vout.set_display_rotation(first.rotation)
+                    if ain is not None:
+                        try:
+                            aout = out.add_stream_from_template(ain)
+                        except (av.FFmpegError, ValueError) as e:
+                            raise NSTError(f"{dst}: cannot copy the {info.audio} audio of {src} into a "
+                                           f"{dst.suffix} file ({_reason(e)}); choose an .mkv output") from e
+
+                def mux(packets) -> None:
                     try:
-                        aout = out.add_stream_from_template(ain)
-                    except (av.FFmpegError, ValueError) as e:
-                        raise NSTError(f"{dst}: cannot copy the {info.audio} audio of {src} into a "
-                                       f"{dst.suffix} file ({_reason(e)}); choose an .mkv output") from e
+                        out.mux(packets)
+                    except (av.FFmpegError, OSError) as e:
+                        hint = f"; for {info.audio} audio choose an .mkv output" if info.audio else ""
+                        raise NSTError(f"{dst}: the muxer refused the output ({_reason(e)}){hint}") from e
 
-            def mux(packets) -> None:
+                def encode(frame):
+                    try:
+                        return vout.encode(frame)
+                    except av.FFmpegError as e:  # e.g. a time base the encoder does not take
+                        raise NSTError(f"{dst}: the {vout.codec_context.name} encoder refused the frames "
+                                       f"({_reason(e)})") from e
+
+                def flush() -> None:
+                    nonlocal done
+                    if not pending:
+                        return
+                    y = step(_frames_to_tensor(pending, (h, w)))
+                    if tuple(y.shape[-2:]) != (h * factor, w * factor):
+                        raise NSTError(f"{src}: the network returned {tuple(y.shape[-2:])} frames for "
+                                       f"{(h, w)} x{factor}")
+                    for frame in _to_frames(av, y, pending, clock or None):
+                        mux(encode(frame))
+                    done += len(pending)
+                    pending.clear()
+                    progress.update(done)
+
                 try:
-                    out.mux(packets)
-                except av.FFmpegError as e:
-                    raise NSTError(f"{dst}: the encoder or muxer refused the output ({_reason(e)}); "
-                                   f"for {info.audio} audio choose an .mkv output") from e
-
-            def flush() -> None:
-                nonlocal done
-                if not pending:
-                    return
-                y = step(_frames_to_tensor(pending, (h, w)))
-                if tuple(y.shape[-2:]) != (h * factor, w * factor):
-                    raise NSTError(f"{src}: the network returned {tuple(y.shape[-2:])} frames for "
-                                   f"{(h, w)} x{factor}")
-                for frame in _to_frames(av, y, pending):
-                    mux(vout.encode(frame))
-                done += len(pending)
-                pending.clear()
-                progress.update(done)
-
-            try:
-                for packet in inp.demux(streams):
-                    if packet.stream is ain:
-                        if packet.dts is None:
-                            continue  # the demuxer's end-of-stream marker
-                        if aout is None:
-                            held_audio.append(packet)  # until the first video frame sets up the output
+                    for packet in inp.demux(streams):
+                        if packet.stream is ain:
+                            if packet.dts is None:
+                                continue  # the demuxer's end-of-stream marker
+                            if aout is None:
+                                held_audio.append(packet)  # until the first video frame sets up the output
+                                continue
+                            packet.stream = aout
+                            mux(packet)
                             continue
-                        packet.stream = aout
-                        mux(packet)
-                        continue
-                    for frame in packet.decode():
-                        if frame.pts is None:  # no timestamps (some AVI): count frames at the nominal rate
-                            frame.pts, frame.time_base = fallback_pts, Fraction(1) / (info.rate or 25)
-                        fallback_pts += 1
-                        if vout is None:
-                            setup(frame)
-                            for p in held_audio:
-                                p.stream = aout
-                                mux(p)
-                            held_audio.clear()
-                        pending.append(frame)
-                        if len(pending) >= batch_size:
-                            flush()
-            except av.FFmpegError as e:
-                raise NSTError(f"{src}: unreadable after frame {done + len(pending)} ({_reason(e)}); "
-                               "nothing written") from e
-            flush()
-            if vout is None:
-                raise NSTError(f"{src}: no video frames, nothing written")
-            if info.frames and done < info.frames and src.suffix.lower() in (".mp4", ".mov"):
-                # the container lists every frame (mp4/mov): fewer decoded means the file ends early
-                raise NSTError(f"{src}: truncated at frame {done} of {info.frames}; nothing written")
-            mux(vout.encode(None))
+                        for frame in packet.decode():
+                            if frame.pts is None:  # no timestamps (some AVI): frames at the nominal rate
+                                frame.pts, frame.time_base = fallback_pts, Fraction(1) / (info.rate or 25)
+                            fallback_pts += 1
+                            if vout is None:
+                                setup(frame)
+                                for p in held_audio:
+                                    p.stream = aout
+                                    mux(p)
+                                held_audio.clear()
+                            pending.append(frame)
+                            if len(pending) >= batch_size:
+                                flush()
+                except av.FFmpegError as e:
+                    raise NSTError(f"{src}: unreadable after frame {done + len(pending)} ({_reason(e)}); "
+                                   "nothing written") from e
+                flush()
+                if vout is None:
+                    raise NSTError(f"{src}: no video frames, nothing written")
+                mux(encode(None))
+        except (av.FFmpegError, OSError) as e:
+            raise NSTError(f"{dst}: could not be written ({_reason(e)}); nothing written") from e
         progress.update(done, final=True)
     return done
 

@@ -192,3 +192,8 @@ def test_flicker_mode_measures_a_real_clip_with_optical_flow(tmp_path):
                  f"output={tmp_path / 'fl'}")
     assert "optical flow" in report["source"]["motion"]
     assert report["rows"][0]["frames"] == 6 and report["rows"][0]["warping_error"] > 0
+
+
+def test_a_zoom_out_is_refused():
+    with pytest.raises(NSTError, match="zoom_rate=0.99"):
+        list(flicker.zoom(photo(80, 120), 3, 0.99, 60, 40))

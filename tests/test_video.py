@@ -258,3 +258,27 @@ def test_upscale_cli_writes_a_clip_factor_times_larger(tmp_path, clip):
 def test_iter_frames_yields_one_frame_at_a_time(clip):
     got = list(iter_frames(clip, limit=3))
     assert len(got) == 3 and got[0].shape == (1, 3, 40, 64)
+
+
+def test_a_resolution_change_midway_is_scaled_to_the_first():
+    from nst.video import _frames_to_tensor
+
+    class Frame:  # what PyAV decodes from a WebRTC recording whose resolution changes
+        def __init__(self, h, w):
+            self.array = (torch.rand(h, w, 3) * 255).byte().numpy()
+
+        def to_ndarray(self, format):
+            return self.array
+
+    odd = Frame(25, 33)
+    x = _frames_to_tensor([Frame(24, 32), odd, Frame(48, 64)], (24, 32))
+    assert x.shape == (3, 3, 24, 32)  # stacked: each frame brought to the clip's size on its own
+    expect = torch.from_numpy(odd.array).permute(2, 0, 1).float()[:, :24, :32] / 255
+    torch.testing.assert_close(x[1], expect)  # odd sides: cropped, not resampled
+
+
+def test_avi_output_counts_frames_at_a_constant_rate(tmp_path, clip):
+    out = tmp_path / "out.avi"
+    process_video(clip, out, lambda x: x)
+    info = probe(out)
+    assert info.rate == 25 and len(frames_of(out)) == 12

@@ -117,7 +117,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
                     pending = []
             if pending:
                 run_batch(pending)
-            row = {"model": str(path), "video_stats": mode, **measure.result()}
+            row = {"model": str(path), "video_stats": mode, "backend": stylizer.backend, **measure.result()}
             rows.append(row)
             log.info("flicker: %s, video_stats=%s: warping error %.3g, %.3g frames/s%s", path.name, mode,
                      row["warping_error"], row["frames_per_s"],

@@ -16,7 +16,6 @@ Departures a user may notice:
 
 from __future__ import annotations
 
-import math
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -223,7 +222,10 @@ def process_video(src: str | Path, dst: str | Path, step: Callable[[Tensor], Ten
                     vout = out.add_stream(codec, rate=rate, options=dict(_OPTIONS[codec]))
                     vout.width, vout.height = w * factor, h * factor
                     vout.pix_fmt = "yuv420p"
-                    vout.time_base = vin.time_base or Fraction(1, int(math.ceil(rate)))
+                        # the source's time base when it is fine enough; a coarse one (1/25, as AVI's)
+                    # made libx264's delayed packets invalid at 640x360 (PyAV rebases frame pts)
+                    fine = vin.time_base and vin.time_base.denominator >= 1000
+                    vout.time_base = vin.time_base if fine else Fraction(1, 90000)
                     if codec == "mpeg4":  # AVI: a constant rate (see _to_frames)
                         clock.update(rate=max(1, round(float(rate))), last=-1)
                         vout.time_base = Fraction(1, clock["rate"])
@@ -392,8 +394,9 @@ def write_frames(path: str | Path, frames, rate: int | Fraction = 25, *, times: 
                 v = out.add_stream(codec, rate=rate, options=dict(_OPTIONS.get(codec, {})))
                 v.height, v.width = arr.shape[:2]
                 v.pix_fmt = "rgb24" if codec == "png" else "yuv420p"
-                v.time_base = Fraction(1, 1000) if times else 1 / rate
-                v.codec_context.time_base = v.time_base
+                if times:  # else PyAV's own time base for the rate (setting 1/rate by hand made
+                    v.time_base = Fraction(1, 1000)  # libx264's 84th packet invalid at 640x360)
+                    v.codec_context.time_base = v.time_base
                 if sample_aspect_ratio:
                     v.codec_context.sample_aspect_ratio = Fraction(sample_aspect_ratio)
                 if rotation:
@@ -403,7 +406,7 @@ def write_frames(path: str | Path, frames, rate: int | Fraction = 25, *, times: 
                     a.layout = "mono"
             f = av.VideoFrame.from_ndarray(arr, format="rgb24")
             f.pts = round(times[n] * 1000) if times else n
-            f.time_base = v.time_base
+            f.time_base = Fraction(1, 1000) if times else 1 / rate
             out.mux(v.encode(f))
             n += 1
         if v is None:

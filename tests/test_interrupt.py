@@ -130,9 +130,31 @@ def test_sigint_and_sigterm_save_a_checkpoint_and_exit(tmp_path, sig, code):
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == code and "Traceback" not in stderr, stderr
     line = next(x for x in stderr.splitlines() if x.startswith("nst: interrupted at step"))
-    step = int(line.split("step ")[1].split(";")[0])
+    step = int(line.split("step ")[1].split()[0])
     assert step_of(out / "checkpoints" / "last.ckpt") == step > 0  # saved at the step it stopped
     assert not list(out.glob("*.safetensors"))  # no export of an unfinished model
+
+
+def test_sigterm_under_ddp_saves_the_checkpoint_and_every_rank_exits_143(tmp_path):
+    """Two DDP processes on the CPU (gloo): SIGTERM to the launching process (rank 0), which
+    Lightning forwards to rank 1. Both stop at the same step and exit 143, and last.ckpt holds
+    that step (Lightning's checkpoint write runs on rank 0 only)."""
+    data = _files(tmp_path)
+    out = tmp_path / "out"
+    proc = start(tmp_path, *data, f"trainer.max_steps={STEPS * 50}", f"output={out}",
+                 "trainer.accelerator=cpu", "trainer.devices=2", "trainer.strategy=ddp")
+    wait_for(out / "checkpoints" / "last.ckpt", proc)
+    saved = (out / "checkpoints" / "last.ckpt").stat().st_mtime_ns
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 143 and "Traceback" not in stderr, stderr
+    lines = sorted(x for x in stderr.splitlines() if x.startswith("nst: interrupted at step"))
+    assert len(lines) == 2 and "(rank 0, exit 143)" in lines[0] and "(rank 1, exit 143)" in lines[1], lines
+    steps = {int(x.split("step ")[1].split()[0]) for x in lines}
+    assert len(steps) == 1  # both ranks stopped at the same step
+    last = out / "checkpoints" / "last.ckpt"
+    assert step_of(last) == steps.pop() and last.stat().st_mtime_ns > saved
+    assert not [p for p in last.parent.iterdir() if p.name.startswith(".")]  # no second writer's temporary
 
 
 def test_nan_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):

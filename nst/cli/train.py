@@ -8,6 +8,7 @@ stylized photos and ``side_by_side.jpg`` (content | style | result).
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -246,7 +247,9 @@ def _train(cfg: DictConfig, out: Path) -> Path:
         else:
             code = 130
     if interrupt is not None and interrupt.interrupted_at is not None:
-        print(f"nst: interrupted at step {interrupt.interrupted_at}; checkpoint: {interrupt.checkpoint}; "
+        rank = os.environ.get("LOCAL_RANK", "0")
+        print(f"nst: interrupted at step {interrupt.interrupted_at} (rank {rank}, exit {code}); checkpoint: "
+              f"{interrupt.checkpoint}; "
               f"continue with: nst mode=train ... output={out} resume=true", file=sys.stderr)
         raise SystemExit(code)
     if export is None or export.exported is None:  # callbacks.export=null, or another rank

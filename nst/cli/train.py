@@ -243,9 +243,7 @@ def _train(cfg: DictConfig, out: Path) -> Path:
         except SIGTERMException:
             if interrupt is None or interrupt.interrupted_at is None:
                 raise
-            code = 143
-        else:
-            code = 130
+        code = 143 if interrupt is not None and interrupt.terminated else 130
     if interrupt is not None and interrupt.interrupted_at is not None:
         rank = os.environ.get("LOCAL_RANK", "0")
         print(f"nst: interrupted at step {interrupt.interrupted_at} (rank {rank}, exit {code}); checkpoint: "

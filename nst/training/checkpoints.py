@@ -79,9 +79,19 @@ class GracefulInterrupt(pl.Callback):
 
     def __init__(self) -> None:
         self.requested = False
+        self.terminated = False  # the stop was a SIGTERM (exit 143), on any rank
+        self._sigterm = False
         self.interrupted_at: int | None = None
         self.checkpoint: str | None = None
         self._previous: Any = None
+        self._previous_term: Any = None
+
+    def _term_handler(self, signum, frame) -> None:
+        # Instead of Lightning's, which raises on each rank at its own next step: under DDP a rank
+        # that stopped first left the others in a collective ("connection closed by peer"). Here
+        # SIGTERM is a stop request like Ctrl-C's, and on_train_batch_end stops every rank together.
+        self._sigterm = self.requested = True
+        log.warning("SIGTERM: stopping after this step and saving a checkpoint")
 
     def _handler(self, signum, frame) -> None:
         if self.requested:  # second Ctrl-C: the user means it
@@ -97,12 +107,15 @@ class GracefulInterrupt(pl.Callback):
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if threading.current_thread() is threading.main_thread():
             self._previous = signal.signal(signal.SIGINT, self._handler)
+            self._previous_term = signal.signal(signal.SIGTERM, self._term_handler)
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch,
                            batch_idx: int) -> None:
         stop = trainer.strategy.reduce_boolean_decision(self.requested, all=False)
         if not stop or self.interrupted_at is not None:
             return
+        # every rank learns whether any rank got a SIGTERM (one signal to rank 0 stops them all)
+        self.terminated = trainer.strategy.reduce_boolean_decision(self._sigterm, all=False)
         self.interrupted_at = trainer.global_step
         ckpt = trainer.checkpoint_callback
         if isinstance(ckpt, StepCheckpoint):
@@ -114,6 +127,7 @@ class GracefulInterrupt(pl.Callback):
         # SIGTERM (kill, a scheduler's pre-emption): Lightning raises this between two steps, where
         # the state is consistent, so the checkpoint is safe to write.
         if isinstance(exception, SIGTERMException) and self.interrupted_at is None:
+            self.terminated = True
             self.interrupted_at = trainer.global_step
             ckpt = trainer.checkpoint_callback
             if isinstance(ckpt, StepCheckpoint) and trainer.global_step > 0:
@@ -123,6 +137,9 @@ class GracefulInterrupt(pl.Callback):
         if self._previous is not None and threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGINT, self._previous)
             self._previous = None
+        if self._previous_term is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, self._previous_term)
+            self._previous_term = None
 
 
 def interrupted(trainer: pl.Trainer) -> bool:

@@ -252,8 +252,7 @@ class Stylizer:
         h, w = x.shape[-2:]
         if not needs_tiling(h, w, self.tile_size):
             return self._finish(self._forward(x, stats), x).to(x.device)
-        capture = self._capture if stats is None else (lambda _: stats)
-        outs = [stylize_tiled(lambda t, s: self._forward(t, s).cpu(), capture, x[i:i + 1].float().cpu(),
-                              self.tile_size, self.tile_overlap, self.tile_stats_size, self._finish)
+        outs = [stylize_tiled(lambda t, s: self._forward(t, s).cpu(), self._capture, x[i:i + 1].float().cpu(),
+                              self.tile_size, self.tile_overlap, self.tile_stats_size, self._finish, stats)
                 for i in range(x.shape[0])]
         return torch.cat(outs).to(x.device)

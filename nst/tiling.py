@@ -77,12 +77,14 @@ def needs_tiling(height: int, width: int, tile: int | None) -> bool:
 
 
 def stylize_tiled(forward: Forward, capture: Callable[[Tensor], list], x: Tensor, tile: int, overlap: int,
-                  stats_side: int | None = None, finish: Finish | None = None) -> Tensor:
+                  stats_side: int | None = None, finish: Finish | None = None,
+                  stats: list | None = None) -> Tensor:
     """x (1,3,H,W) CPU float32 in [0,1] -> (1,3,H,W) CPU float32, tile by tile.
 
     ``capture(small) -> stats`` runs once on x downscaled to ``stats_side`` px (default ``tile``)
     on its longer side; ``forward(tile, stats)`` stylizes one tile with them; ``finish(out, content)``
-    (colour, strength: pixel-wise) is applied per tile before blending.
+    (colour, strength: pixel-wise) is applied per tile before blending. ``stats`` given: those
+    instead of a capture (statistics shared by more than this image, e.g. a clip's frames).
     """
     if x.dim() != 4 or x.shape[0] != 1:
         raise ValueError(f"stylize_tiled expects one image (1,3,H,W), got {tuple(x.shape)}")
@@ -90,7 +92,8 @@ def stylize_tiled(forward: Forward, capture: Callable[[Tensor], list], x: Tensor
         raise ValueError(f"need 0 <= overlap < tile, got overlap={overlap}, tile={tile}")
     h, w = x.shape[-2:]
     side = stats_side or tile
-    stats = capture(resize(x, max_side=side) if max(h, w) > side else x)
+    if stats is None:  # given: statistics shared beyond this image (a clip's frames), no capture
+        stats = capture(resize(x, max_side=side) if max(h, w) > side else x)
     rows, cols = spans(h, tile, overlap), spans(w, tile, overlap)
     wy, wx = ramps(rows), ramps(cols)
     out = torch.zeros(1, 3, h, w)  # float32 accumulator; the only full-size buffer besides x

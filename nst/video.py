@@ -104,16 +104,19 @@ def _truncated(src: Path, stream) -> None:
         raise NSTError(f"{src}: truncated at frame {inside} of {len(entries)}; nothing written")
 
 
+def _info(container) -> VideoInfo:
+    v = container.streams.video[0]
+    a = container.streams.audio[0] if container.streams.audio else None
+    duration = float(v.duration * v.time_base) if v.duration and v.time_base else (
+        container.duration / 1e6 if container.duration else None)
+    return VideoInfo(v.codec_context.width, v.codec_context.height, int(v.frames or 0),
+                     v.average_rate or v.guessed_rate, duration, v.sample_aspect_ratio or None,
+                     a.codec_context.name if a is not None else None)
+
+
 def probe(src: str | Path) -> VideoInfo:
-    src = Path(src)
-    with _open(src) as container:
-        v = container.streams.video[0]
-        a = container.streams.audio[0] if container.streams.audio else None
-        duration = float(v.duration * v.time_base) if v.duration and v.time_base else (
-            container.duration / 1e6 if container.duration else None)
-        return VideoInfo(v.codec_context.width, v.codec_context.height, int(v.frames or 0),
-                         v.average_rate or v.guessed_rate, duration, v.sample_aspect_ratio or None,
-                         a.codec_context.name if a is not None else None)
+    with _open(Path(src)) as container:
+        return _info(container)
 
 
 def output_size(height: int, width: int, size: int | None, factor: int = 1) -> tuple[int, int]:
@@ -198,12 +201,14 @@ def process_video(src: str | Path, dst: str | Path, step: Callable[[Tensor], Ten
     if dst.suffix.lower() not in VIDEO_EXTENSIONS:
         raise NSTError(f"{dst}: a video needs a video output ({', '.join(VIDEO_EXTENSIONS)}), "
                        f"for {src}")
-    info = probe(src)
-    h, w = output_size(info.height, info.width, size, factor)
-    estimate = info.frames or (round(info.duration * float(info.rate)) if info.duration and info.rate else 0)
-    progress = _Progress(src.name, estimate, log)  # mkv and webm do not count their frames: estimated
     done = 0
     with _open(src) as inp, atomic_path(dst) as tmp:
+        info = _info(inp)  # the clip is opened once: no separate probe
+        h, w = output_size(info.height, info.width, size, factor)
+        # mkv and webm do not count their frames: estimated from the duration
+        timed = info.duration and info.rate
+        estimate = info.frames or (round(info.duration * float(info.rate)) if timed else 0)
+        progress = _Progress(src.name, estimate, log)
         vin = inp.streams.video[0]
         _truncated(src, vin)
         vin.thread_type = "AUTO"
@@ -358,11 +363,10 @@ def iter_frames(src: str | Path, size: int | None = None, limit: int | None = No
     """A clip's frames, one (1,3,h,w) float32 tensor in [0,1] at a time (``size``: longer side;
     even sides as process_video makes them), at most ``limit``."""
     src = Path(src)
-    info = probe(src)
-    h, w = output_size(info.height, info.width, size)
     av = require_av()
     with _open(src) as inp:
-        n = 0
+        info, n = _info(inp), 0
+        h, w = output_size(info.height, info.width, size)
         try:
             for frame in inp.decode(video=0):
                 yield _frames_to_tensor([frame], (h, w))

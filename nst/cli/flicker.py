@@ -52,7 +52,7 @@ def _frames(cfg: DictConfig, spec: str):
     width, height = pixels(cfg, "width"), pixels(cfg, "height")
     if motion == "pan":
         step = int(cfg.step)
-        list(flicker.pan(photo, n, step, width, height))[:0]  # a photo too small fails now
+        next(flicker.pan(photo, n, step, width, height))  # a photo too small fails now, at the first frame
         return (lambda: flicker.pan(photo, n, step, width, height)), \
             (lambda a, b, *_: flicker.pan_error(a, b, step)), \
             functools.partial(flicker.difference_image, step=step), \

@@ -47,6 +47,33 @@ def test_a_killed_runs_lock_is_taken_over_with_a_note(tmp_path, caplog):
     assert f"PID {proc.pid}" in caplog.text and "taking over" in caplog.text
 
 
+HOLD_AND_FORK = """
+import os, sys, time
+from nst.training import runlock
+with runlock.hold(sys.argv[1]):
+    child = os.fork()  # as a DataLoader worker is forked
+    if child == 0:
+        time.sleep(60)
+        os._exit(0)
+    print(child, flush=True)
+    time.sleep(60)
+"""
+
+
+def test_a_killed_runs_forked_workers_do_not_keep_the_lock(tmp_path):
+    proc = subprocess.Popen([sys.executable, "-c", HOLD_AND_FORK, str(tmp_path)], stdout=subprocess.PIPE,
+                            text=True)
+    child = int(proc.stdout.readline())
+    try:
+        proc.kill()
+        proc.wait()
+        os.kill(child, 0)  # the orphaned child still runs ...
+        with runlock.hold(tmp_path):  # ... and the folder is free
+            pass
+    finally:
+        os.kill(child, 9)
+
+
 def test_the_lock_is_released_and_removed_at_the_end(tmp_path):
     with runlock.hold(tmp_path):
         assert (tmp_path / runlock.NAME).is_file()

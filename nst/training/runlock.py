@@ -22,6 +22,21 @@ from nst.errors import NSTError
 
 log = logging.getLogger("nst")
 NAME = ".nst-train.lock"
+_HELD: set[int] = set()  # lock descriptors this process holds
+
+
+def _forget_in_child() -> None:
+    # A forked child (a DataLoader worker) shares the parent's open lock: flock belongs to the open
+    # file, which stays locked while any process has it open. Workers orphaned by a SIGKILLed run
+    # would then keep the folder locked until they noticed; the child closes its copies at once.
+    for fd in list(_HELD):
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _HELD.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_in_child)
 
 
 def _rank_zero() -> bool:
@@ -62,6 +77,7 @@ def hold(folder: str | os.PathLike) -> Iterator[Path | None]:
     except OSError as e:
         raise NSTError(f"{path}: cannot create the run's lock file ({e.strerror})") from e
     try:
+        _HELD.add(fd)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -84,6 +100,7 @@ def hold(folder: str | os.PathLike) -> Iterator[Path | None]:
                 path.unlink()
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
+        _HELD.discard(fd)
         os.close(fd)
         if made:  # a run that failed before writing anything leaves no empty folder behind
             with contextlib.suppress(OSError):

@@ -104,7 +104,11 @@ class GracefulInterrupt(pl.Callback):
         """Ask to stop as a Ctrl-C would (tests, other front ends)."""
         self.requested = True
 
-    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # Not on_fit_start: Lightning registers its own SIGTERM handler after that hook and would
+        # chain ours behind it; its handler forwards the signal to the other ranks and broadcasts
+        # from inside the signal handler, which under load met the other rank mid-collective
+        # ("connection reset by peer"). Installed here, ours replaces it for the training loop.
         if threading.current_thread() is threading.main_thread():
             self._previous = signal.signal(signal.SIGINT, self._handler)
             self._previous_term = signal.signal(signal.SIGTERM, self._term_handler)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -22,13 +23,13 @@ from nst.export import load_lightning_checkpoint, load_network
 from nst.image import save_image
 
 REPO = Path(__file__).resolve().parent.parent
-# epoch_size=6 with batch_size=2: 3 steps an epoch, and ckpt_every=3 puts every checkpoint on an
-# epoch boundary (see test_resumed_weights_equal_an_uninterrupted_run for why that matters).
+# epoch_size=10 with batch_size=2: 5 steps an epoch, and ckpt_every=3 puts the first checkpoints
+# part way through an epoch: resuming there must still see the same batches (nst.training.sampling).
 TINY = ["mode=train", "vgg.weights=random", "logger=none", "trainer.enable_progress_bar=false",
         "data.crop=32",
         "style_size=48", "model.net.channels=8", "model.net.num_residual=1", "data.batch_size=2",
         "data.min_images=2",
-        "data.num_workers=0", "data.epoch_size=6", "samples.images=null", "ckpt_every=3", "seed=0",
+        "data.num_workers=0", "data.epoch_size=10", "samples.images=null", "ckpt_every=3", "seed=0",
         "~loss.style_layers.relu3_3", "~loss.style_layers.relu4_3"]
 STEPS = 60
 
@@ -55,11 +56,11 @@ def run_inprocess(tmp: Path, *overrides: str):
     return nst.cli.run(cfg)
 
 
-def start(tmp: Path, *overrides: str) -> subprocess.Popen:
+def start(tmp: Path, *overrides: str, new_session: bool = False) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "nst", f"hydra.run.dir={tmp / 'hydra'}", *TINY, "threads=1", *overrides]
     return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True, start_new_session=new_session)
 
 
 def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 240) -> None:
@@ -80,12 +81,13 @@ def step_of(ckpt: Path) -> int:
 
 @pytest.fixture(scope="module")
 def killed_and_resumed(tmp_path_factory):
-    """A run killed with SIGKILL after its first checkpoint, resumed in-process with resume=true,
-    and an uninterrupted run of the same config for reference."""
+    """A run with two DataLoader workers killed with SIGKILL after its first (mid-epoch)
+    checkpoint, resumed in-process with resume=true, and an uninterrupted run of the same config
+    without workers for reference (the batches depend on neither)."""
     tmp = tmp_path_factory.mktemp("kill")
     data = _files(tmp)
     out = tmp / "out"
-    proc = start(tmp, *data, f"trainer.max_steps={STEPS}", f"output={out}")
+    proc = start(tmp, *data, f"trainer.max_steps={STEPS}", f"output={out}", "data.num_workers=2")
     last = out / "checkpoints" / "last.ckpt"
     wait_for(last, proc)
     proc.send_signal(signal.SIGKILL)
@@ -93,7 +95,8 @@ def killed_and_resumed(tmp_path_factory):
     killed_at = step_of(last)  # loads: the kill left no half-written checkpoint
     leftovers = sorted(p.name for p in out.rglob("*") if p.is_file() and p.name != "last.ckpt")
     torch.set_num_threads(1)
-    resumed = run_inprocess(tmp, *data, f"trainer.max_steps={STEPS}", f"output={out}", "resume=true")
+    resumed = run_inprocess(tmp, *data, f"trainer.max_steps={STEPS}", f"output={out}", "resume=true",
+                            "data.num_workers=2")
     reference = run_inprocess(tmp, *data, f"trainer.max_steps={STEPS}", f"output={tmp / 'ref'}")
     return {"killed_at": killed_at, "rc": proc.returncode, "out": out, "resumed": Path(resumed),
             "reference": Path(reference), "leftovers": leftovers}
@@ -102,6 +105,7 @@ def killed_and_resumed(tmp_path_factory):
 def test_sigkill_leaves_a_loadable_checkpoint_mid_way(killed_and_resumed):
     r = killed_and_resumed
     assert r["rc"] == -signal.SIGKILL and 0 < r["killed_at"] < STEPS and r["killed_at"] % 3 == 0
+    assert r["killed_at"] % 5, "the kill was meant to come after a mid-epoch checkpoint"
     # no second checkpoint beside last.ckpt (a kill during a save may leave only a hidden .last.*.tmp.ckpt)
     assert not [n for n in r["leftovers"] if n.endswith(".ckpt") and not n.startswith(".")], r["leftovers"]
 
@@ -118,6 +122,45 @@ def test_resumed_weights_equal_an_uninterrupted_run(killed_and_resumed):
     got, _ = load_network(r["resumed"])
     want, _ = load_network(r["reference"])
     torch.testing.assert_close(got.state_dict(), want.state_dict(), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("stop", [7, 10], ids=["mid-epoch", "epoch-end"])
+def test_a_run_stopped_at_any_step_resumes_to_the_uninterrupted_weights(tmp_path, stop):
+    """Stopped at step 7 (part way through the second 5-step epoch) or 10 (its end), then resumed
+    to step 12: the same weights as 12 steps in one go."""
+    data = _files(tmp_path)
+    run_inprocess(tmp_path, *data, f"trainer.max_steps={stop}", f"output={tmp_path / 'a'}")
+    resumed = run_inprocess(tmp_path, *data, "trainer.max_steps=12", f"output={tmp_path / 'a'}", "resume=true")
+    reference = run_inprocess(tmp_path, *data, "trainer.max_steps=12", f"output={tmp_path / 'b'}")
+    assert step_of(tmp_path / "a" / "checkpoints" / "last.ckpt") == 12
+    torch.testing.assert_close(load_network(resumed)[0].state_dict(), load_network(reference)[0].state_dict(),
+                               atol=1e-5, rtol=0)
+
+
+DDP = ["trainer.accelerator=cpu", "trainer.devices=2", "trainer.strategy=ddp"]
+
+
+def test_sigkill_under_ddp_then_resume_gives_the_uninterrupted_weights(tmp_path):
+    """Two DDP processes on the CPU (gloo), both killed with SIGKILL after a mid-epoch checkpoint
+    (each rank trains on its own half of every epoch: 2 steps of 2 crops), then resumed under DDP:
+    the weights of an uninterrupted DDP run."""
+    data = _files(tmp_path)
+    steps = 11
+    out = tmp_path / "out"
+    proc = start(tmp_path, *data, f"trainer.max_steps={steps}", f"output={out}", *DDP, new_session=True)
+    last = out / "checkpoints" / "last.ckpt"
+    wait_for(last, proc)
+    os.killpg(proc.pid, signal.SIGKILL)  # the whole group: the launcher and the rank it started
+    proc.wait(timeout=60)
+    killed_at = step_of(last)
+    assert 0 < killed_at < steps and killed_at % 2, killed_at  # 2 steps an epoch: part way through one
+    for name, extra in (("resumed", [f"output={out}", "resume=true"]), ("reference", [f"output={tmp_path / 'ref'}"])):
+        p = start(tmp_path, *data, f"trainer.max_steps={steps}", *extra, *DDP)
+        _, stderr = p.communicate(timeout=300)
+        assert p.returncode == 0, f"{name}: {stderr[-2000:]}"
+    got = load_network(next(out.glob("*.safetensors")))[0].state_dict()
+    want = load_network(next((tmp_path / "ref").glob("*.safetensors")))[0].state_dict()
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
 
 
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
@@ -141,16 +184,17 @@ def test_sigterm_under_ddp_saves_the_checkpoint_and_every_rank_exits_143(tmp_pat
     that step (Lightning's checkpoint write runs on rank 0 only)."""
     data = _files(tmp_path)
     out = tmp_path / "out"
-    proc = start(tmp_path, *data, f"trainer.max_steps={STEPS * 50}", f"output={out}",
-                 "trainer.accelerator=cpu", "trainer.devices=2", "trainer.strategy=ddp")
+    proc = start(tmp_path, *data, f"trainer.max_steps={STEPS * 50}", f"output={out}", *DDP)
     wait_for(out / "checkpoints" / "last.ckpt", proc)
     saved = (out / "checkpoints" / "last.ckpt").stat().st_mtime_ns
     proc.send_signal(signal.SIGTERM)
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 143 and "Traceback" not in stderr, stderr
-    lines = sorted(x for x in stderr.splitlines() if x.startswith("nst: interrupted at step"))
-    assert len(lines) == 2 and "(rank 0, exit 143)" in lines[0] and "(rank 1, exit 143)" in lines[1], lines
-    steps = {int(x.split("step ")[1].split()[0]) for x in lines}
+    # both ranks write to the same stderr: a line may follow another rank's unfinished one
+    found = sorted(re.findall(r"nst: interrupted at step (\d+) \(rank (\d), exit (\d+)\)", stderr),
+                   key=lambda m: m[1])
+    assert [(rank, code) for _, rank, code in found] == [("0", "143"), ("1", "143")], stderr[-3000:]
+    steps = {int(step) for step, _, _ in found}
     assert len(steps) == 1  # both ranks stopped at the same step
     last = out / "checkpoints" / "last.ckpt"
     assert step_of(last) == steps.pop() and last.stat().st_mtime_ns > saved

@@ -27,6 +27,7 @@ from torch.utils.data import DataLoader, Dataset
 from nst.degrade import degrade as degrade_image
 from nst.errors import NSTError
 from nst.image import list_images, load_image, resize
+from nst.training.sampling import EpochSampler, ResumableLoader, epoch_generator
 
 log = logging.getLogger("nst")
 
@@ -57,7 +58,12 @@ class PhotoDataset(Dataset):
     def __len__(self) -> int:
         return self.length
 
-    def __getitem__(self, i: int) -> dict[str, Tensor]:
+    def __getitem__(self, i: int | tuple[int, int]) -> dict[str, Tensor]:
+        # (index, seed) from EpochSampler: the crop is drawn from the seed, not the global RNG
+        gen = None
+        if isinstance(i, (tuple, list)):
+            i, seed = int(i[0]), int(i[1])
+            gen = torch.Generator().manual_seed(seed)
         n = len(self.paths)
         bad: list[int] = []
         for k in range(n):
@@ -72,7 +78,7 @@ class PhotoDataset(Dataset):
         else:
             raise NSTError(f"{self.paths[0].parent}: none of the {n} training images is readable")
         bad = (bad + [-1] * MAX_BAD_PER_ITEM)[:MAX_BAD_PER_ITEM]
-        crop = self._crop(img)
+        crop = self._crop(img, gen)
         item = {"input": crop, "bad": torch.tensor(bad, dtype=torch.long)}
         if self.degrade is not None:  # super-resolution: learn the crop back from its degraded copy
             factor, sigma = self.degrade
@@ -85,20 +91,20 @@ class PhotoDataset(Dataset):
             return self.cache[j], ""
         return decode(self.paths[j], math.ceil(self.resize_to * self.scale[1]))
 
-    def _crop(self, img: Tensor) -> Tensor:
+    def _crop(self, img: Tensor, gen: torch.Generator | None = None) -> Tensor:
         x = img.float().div_(255.0)[None]
         lo, hi = self.scale
         if hi > lo:
-            s = lo + (hi - lo) * torch.rand(()).item()
+            s = lo + (hi - lo) * torch.rand((), generator=gen).item()
             short = max(self.crop, round(self.resize_to * s))
             h, w = x.shape[-2:]
             x = resize(x, size=(max(short, round(h * short / min(h, w))),
                                 max(short, round(w * short / min(h, w)))))
         h, w = x.shape[-2:]
-        top = int(torch.randint(0, h - self.crop + 1, ()))
-        left = int(torch.randint(0, w - self.crop + 1, ()))
+        top = int(torch.randint(0, h - self.crop + 1, (), generator=gen))
+        left = int(torch.randint(0, w - self.crop + 1, (), generator=gen))
         x = x[0, :, top: top + self.crop, left: left + self.crop]
-        if self.flip and torch.rand(()).item() < 0.5:
+        if self.flip and torch.rand((), generator=gen).item() < 0.5:
             x = x.flip(-1)
         return x.contiguous()
 
@@ -140,12 +146,14 @@ class PhotoDataModule(pl.LightningDataModule):
         min_images: fewer readable photos than this is an error before training starts.
         degrade: ``{factor, sigma}`` for super-resolution: each item's ``input`` is its crop blurred
             and downsampled by ``factor`` (nst.degrade), its ``target`` the crop; None: the crop only.
+        seed: the data order and every crop are a function of (seed, epoch) alone
+            (:mod:`nst.training.sampling`): a run resumed from any step sees the same batches.
     """
 
     def __init__(self, root: str, crop: int = 256, batch_size: int = 4, num_workers: int = 0,
                  resize: int | None = None, scale: Sequence[float] = (1.0, 1.0), flip: bool = True,
                  epoch_size: int | None = None, cache: bool | str = "auto", cache_max: int = 2000,
-                 min_images: int = 4, degrade: dict | None = None):
+                 min_images: int = 4, degrade: dict | None = None, seed: int = 0):
         super().__init__()
         if crop is None or int(crop) < 1:
             raise NSTError(f"data.crop={crop}: the crop size must be a positive number of pixels "
@@ -176,7 +184,9 @@ class PhotoDataModule(pl.LightningDataModule):
                 raise NSTError(f"data.crop={self.crop} is not a multiple of data.degrade.factor={factor} "
                                "(super-resolution needs whole low-resolution pixels)")
             self.degrade = (factor, sigma)
+        self.seed = int(seed)
         self.dataset: PhotoDataset | None = None
+        self.sampler: EpochSampler | None = None
         self.bad: set[int] = set()
 
     @property
@@ -230,13 +240,25 @@ class PhotoDataModule(pl.LightningDataModule):
         if self.dataset is None:
             self.setup("fit")
         workers = self.num_workers
-        return DataLoader(self.dataset, batch_size=self.batch_size, shuffle=True, drop_last=True,
-                          num_workers=workers, persistent_workers=workers > 0,
-                          worker_init_fn=_worker_init if workers > 0 else None,
-                          pin_memory=torch.cuda.is_available())
+        trainer = self.trainer
+        self.sampler = EpochSampler(len(self.dataset), self.seed,
+                                    num_replicas=trainer.world_size if trainer is not None else 1,
+                                    rank=trainer.global_rank if trainer is not None else 0,
+                                    batch_size=self.batch_size)
+        # The loader's own generator: each pass draws its workers' base seed from it, not from the
+        # global RNG, whose stream the training step's own draws (strengths, warps) must keep.
+        return ResumableLoader(self.dataset, batch_size=self.batch_size, sampler=self.sampler, drop_last=True,
+                               num_workers=workers, persistent_workers=workers > 0,
+                               worker_init_fn=_worker_init if workers > 0 else None,
+                               generator=epoch_generator(self.seed, -1),
+                               pin_memory=torch.cuda.is_available())
 
     def on_before_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
-        """Count the files the workers found unreadable (each warned once, here in the main process)."""
+        """Count the files the workers found unreadable (each warned once, here in the main process),
+        and the samples that reached the training step (the position a checkpoint saves)."""
+        if self.sampler is not None and (self.trainer is None or self.trainer.training) and isinstance(batch, dict) \
+                and isinstance(batch.get("input"), Tensor):
+            self.sampler.consumed(batch["input"].shape[0])
         if isinstance(batch, dict) and "bad" in batch:
             found = batch.pop("bad").flatten().tolist()
             if any(i >= 0 for i in found):

@@ -133,8 +133,9 @@ class ImageToImageModule(pl.LightningModule):
         return terms["loss"]
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        # Random crops, flips and the shuffle all draw from torch's global RNG: storing it lets a
-        # resumed run continue the same stream (bit-exact when the checkpoint ends an epoch).
+        # The data draws its order and crops from (seed, epoch) (nst.training.sampling); what the
+        # training step draws itself (a strength, a style, a warp) comes from torch's global RNG:
+        # storing it lets a resumed run continue the same stream.
         checkpoint["torch_rng_state"] = torch.get_rng_state()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:

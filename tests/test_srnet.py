@@ -35,6 +35,26 @@ def test_a_factor_that_is_not_a_power_of_two_is_refused():
         SRNet(factor=3)
 
 
+def test_narrower_upsampling_stages_keep_the_size_and_travel_in_the_model_file(tmp_path):
+    net = SRNet(factor=8, channels=8, num_residual=1, up_channels=[8, 6, 4]).eval()
+    assert [m.conv[1].out_channels for m in net.up] == [8, 6, 4] and net.tail[1].in_channels == 4
+    x = torch.rand(1, 3, 5, 7)
+    assert net(x).shape == (1, 3, 40, 56)
+    loaded, _ = load_network(save_model(tmp_path / "m.safetensors", net, {}))
+    torch.testing.assert_close(loaded(x), net(x))
+
+
+def test_up_channels_must_name_one_width_per_stage():
+    with pytest.raises(ValueError, match="needs 2 positive widths"):
+        SRNet(factor=4, up_channels=[32])
+
+
+def test_a_model_file_without_up_channels_builds_the_same_network(tmp_path):
+    net = SRNet(factor=4, channels=8, num_residual=1)
+    assert "up_channels" not in net.config  # older files name no such argument, and still load
+    assert [m.conv[1].out_channels for m in net.up] == [8, 8]
+
+
 def test_a_few_steps_lower_the_pixel_loss():
     # blocky images: bicubic blurs their edges, which the network can learn to restore
     torch.manual_seed(0)

@@ -12,9 +12,9 @@ log2(factor) upsampling stages, a 9x9 convolution to RGB. Departures, each for a
   learning, Kim et al. 2016, VDSR), with the last layer started at zero: the untrained network is
   exactly bicubic, and training only learns the detail bicubic lacks; the paper's network
   produces the whole image through a scaled tanh;
-- ``up_channels`` may narrow the upsampling stages (the paper: 64 throughout). At x4 the last
-  stage and the 9x9 output conv run at 16x the residual blocks' pixels and cost two thirds of a
-  training step; 32 channels there make a CPU step about 1.45x faster (docs/superres.md).
+- ``up_channels`` may narrow the upsampling stages (the paper: 64 throughout): the last stage
+  and the 9x9 output conv run at factor^2 times the residual blocks' pixels, and most of the
+  arithmetic of upscaling a large image is theirs (measurements: docs/superres.md).
 Training leaves the output unclamped (a clamp gives overshooting pixels no gradient back); eval
 mode clamps to [0, 1].
 

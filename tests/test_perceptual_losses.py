@@ -183,3 +183,25 @@ def test_a_drawn_strength_fades_the_style_term_in_and_the_pixel_term_out():
         s = float(net_kw["strength"][0])
         assert loss_kw["style_scale"] == pytest.approx(s)
         assert loss_kw["pixel_scale"] == pytest.approx(1.0 - s)
+
+
+def test_strength_ends_draws_that_share_of_batches_exactly_at_the_ends():
+    from nst.training.conditions import RandomStrength
+
+    torch.manual_seed(0)
+    draw = RandomStrength(0.0, 1.0, ends=0.5)
+    s = [float(draw(1, torch.device("cpu"))[0]["strength"][0]) for _ in range(2000)]
+    zeros, ones = s.count(0.0) / len(s), s.count(1.0) / len(s)
+    assert 0.2 < zeros < 0.3 and 0.2 < ones < 0.3  # a quarter at each end
+    inside = [v for v in s if 0.0 < v < 1.0]
+    assert 0.45 < sum(inside) / len(inside) < 0.55  # the rest uniform
+    torch.manual_seed(0)
+    plain = [float(RandomStrength(0.0, 1.0)(1, torch.device("cpu"))[0]["strength"][0]) for _ in range(50)]
+    assert 0.0 not in plain and 1.0 not in plain  # ends=0 (the default): uniform only
+
+
+def test_a_bad_strength_ends_is_refused():
+    from nst.training.conditions import RandomStrength
+
+    with pytest.raises(ValueError, match="strength_ends=1.5"):
+        RandomStrength(0.0, 1.0, ends=1.5)

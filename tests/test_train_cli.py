@@ -310,3 +310,9 @@ def test_a_full_disk_at_export_keeps_no_partial_model(files, monkeypatch):
         nst.cli.run(train_config(files))
     assert not list((files / "out").glob("*.safetensors")) and not list((files / "out").glob(".*"))
     assert (files / "out" / "checkpoints" / "last.ckpt").is_file()  # the run itself is not lost
+
+
+@pytest.mark.parametrize("value", ["2", "lots"])
+def test_a_bad_strength_ends_is_one_line(files, value):
+    with pytest.raises(NSTError, match=f"strength_ends={value}"):
+        nst.cli.run(train_config(files, "model.net.strength_input=true", f"strength_ends={value}"))

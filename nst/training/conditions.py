@@ -44,7 +44,7 @@ class RandomStyle:
 
 class RandomStrength:
     """Adjustable strength (Babaeizadeh & Ghiasi 2018): every batch draws s uniformly from
-    ``[low, high]``; the network gets s as its strength input and the loss weights its style term
+    ``[low, high]``, or with probability ``ends`` exactly ``low`` or ``high`` (half each); the network gets s as its strength input and the loss weights its style term
     by s and its pixel term (``loss.pixel_weight``, 0 unless set) by 1 - s: s = 1 is the loss as
     configured, s = 0 content, TV and the pixel term only.
 
@@ -53,16 +53,26 @@ class RandomStrength:
     learns the identity slowly; after 400 CPU steps its s = 0 output kept the style's cast
     (docs/multistyle.md). The pixel term, fading to 0 at s = 1, asks for the photo itself at s = 0."""
 
-    def __init__(self, low: float = 0.0, high: float = 1.0) -> None:
+    def __init__(self, low: float = 0.0, high: float = 1.0, ends: float = 0.0) -> None:
         if not 0.0 <= low <= high:
             raise ValueError(f"strength_range=[{low}, {high}]: need 0 <= low <= high")
-        self.low, self.high = float(low), float(high)
+        if not 0.0 <= ends <= 1.0:
+            raise ValueError(f"strength_ends={ends}: a fraction of the batches, 0 to 1")
+        self.low, self.high, self.ends = float(low), float(high), float(ends)
 
     def _kwargs(self, s: float, n: int, device: torch.device) -> tuple[Kwargs, Kwargs]:
         return {"strength": torch.full((n,), s, device=device)}, {"style_scale": s, "pixel_scale": 1.0 - s}
 
     def __call__(self, n: int, device: torch.device) -> tuple[Kwargs, Kwargs]:
-        s = self.low + (self.high - self.low) * float(torch.rand(()))
+        if self.ends == 0.0:  # one draw, as before strength_ends existed: earlier runs repeat exactly
+            return self._kwargs(self.low + (self.high - self.low) * float(torch.rand(())), n, device)
+        # two draws (where the batch falls, then s) whatever the outcome: the global RNG stream
+        # advances by the same amount every step
+        u, v = float(torch.rand(())), float(torch.rand(()))
+        if u < self.ends:  # exactly at an end: the conditions users pick most (the photo, the full style)
+            s = self.low if u < self.ends / 2 else self.high
+        else:
+            s = self.low + (self.high - self.low) * v
         return self._kwargs(s, n, device)
 
     def sample_kwargs(self, n: int, device: torch.device) -> tuple[Kwargs, Kwargs]:
@@ -107,14 +117,14 @@ def strength_range(value: Any) -> list[float]:
 
 
 def for_network(net: Any, span: Sequence[float] | None = None, fixed_style: int | None = None,
-                loss_index: int | None = None) -> Any:
-    """The condition a network needs (None for a plain one)."""
+                loss_index: int | None = None, ends: float = 0.0) -> Any:
+    """The condition a network needs (None for a plain one); ``ends``: see :class:`RandomStrength`."""
     parts: list[Any] = []
     if getattr(net, "num_styles", 1) > 1:
         parts.append(RandomStyle(net.num_styles, fixed_style, loss_index))
     if getattr(net, "strength_input", False):
         low, high = strength_range(span)
-        parts.append(RandomStrength(low, high))
+        parts.append(RandomStrength(low, high, ends))
     if not parts:
         return None
     return parts[0] if len(parts) == 1 else Both(parts)

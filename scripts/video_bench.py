@@ -6,7 +6,7 @@ Each measurement runs in its own process (peak RSS is per process), on synthetic
 first (a pan of a photo, H.264). Run it on a quiet machine; it prints a JSON report.
 
     python scripts/video_bench.py --model starry_night --photo ../shared/data/photos/heldout/kodim12.png \\
-        [--frames 100] [--hd-frames 8,32] [--out DIR]
+        [--frames 100] [--hd-frames 8,32 | --no-hd] [--precision bf16-mixed] [--out DIR]
 """
 
 from __future__ import annotations
@@ -24,13 +24,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
-def _child(model: str, clip: str, out: str, batch: int) -> None:
+def _child(model: str, clip: str, out: str, batch: int, precision: str, split: bool) -> None:
     from nst.batch import Job, stylize_files
     from nst.modelfile import load_any
     from nst.stylize import Stylizer
 
     net, meta = load_any(model)
-    stylizer = Stylizer(net, meta)
+    stylizer = Stylizer(net, meta, precision=precision)
     start = time.perf_counter()
     summary = stylize_files(stylizer, [Job(Path(clip), Path(out))], overwrite=True, batch_size=batch,
                             log=lambda line: None)
@@ -38,21 +38,34 @@ def _child(model: str, clip: str, out: str, batch: int) -> None:
     if summary.failed:
         raise SystemExit(summary.failed[0][1])
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"seconds": seconds, "peak_rss_mb": peak_mb, "backend": stylizer.backend}))
+    report = {"seconds": seconds, "peak_rss_mb": peak_mb, "backend": stylizer.backend}
+    if split:  # the network alone: the same frames decoded into memory first, stylized in batches
+        import torch
+
+        from nst.video import iter_frames
+
+        frames = torch.cat(list(iter_frames(clip)))
+        start = time.perf_counter()
+        for i in range(0, len(frames), batch):
+            stylizer.stylize_tensor(frames[i: i + batch])
+        report["stylize_seconds"] = time.perf_counter() - start
+    print(json.dumps(report))
 
 
-def _measure(model: str, clip: Path, out: Path, batch: int, threads: int | None) -> dict:
+def _measure(model: str, clip: Path, out: Path, batch: int, threads: int | None, precision: str = "32",
+             split: bool = False) -> dict:
     env = dict(os.environ)
     if threads:
         env["OMP_NUM_THREADS"] = str(threads)
-    cmd = [sys.executable, __file__, "--child", model, str(clip), str(out), str(batch)]
+    cmd = [sys.executable, __file__, "--child", model, str(clip), str(out), str(batch), precision,
+           "1" if split else "0"]
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def main(argv: list[str] | None = None) -> int:
     if argv is None and sys.argv[1:2] == ["--child"]:
-        _child(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]))
+        _child(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]), sys.argv[6], sys.argv[7] == "1")
         return 0
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="starry_night")
@@ -61,6 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--hd-frames", default="8,32", help="lengths of the 1080p clips (peak memory)")
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--precision", default="32", help='"32" (the default) or "bf16-mixed" (opt-in)')
+    p.add_argument("--hd", action=argparse.BooleanOptionalAction, default=True,
+                   help="also the 1080p memory runs")
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
 
@@ -79,18 +95,23 @@ def main(argv: list[str] | None = None) -> int:
     wide = resize(photo, size=(max(360, photo.shape[-2]), 640 + args.frames))
     sd = work / "sd.mp4"
     write_frames(sd, flicker.pan(wide, args.frames, 1, 640, 360), 25)
-    r = _measure(args.model, sd, work / "sd_out.mp4", args.batch, args.threads)
+    r = _measure(args.model, sd, work / "sd_out.mp4", args.batch, args.threads, args.precision, split=True)
+    report["precision"] = args.precision
     report["640x360"] = {"frames": args.frames, "seconds": r["seconds"],
                          "frames_per_s": args.frames / r["seconds"], "peak_rss_mb": r["peak_rss_mb"],
-                         "backend": r["backend"]}
+                         "backend": r["backend"], "stylize_only_frames_per_s": args.frames / r["stylize_seconds"]}
     print(f"640x360: {args.frames} frames in {r['seconds']:.1f} s = {args.frames / r['seconds']:.2f} "
-          f"frames/s (decode, stylize, encode; {r['backend']})", file=sys.stderr)
+          f"frames/s (decode, stylize, encode; {r['backend']}, precision {args.precision}); the network "
+          f"alone {args.frames / r['stylize_seconds']:.2f} frames/s", file=sys.stderr)
+    if not args.hd:
+        print(json.dumps(report, indent=2))
+        return 0
     hd = resize(photo, size=(1080 + 64, 1920 + 64))
     report["1920x1080"] = []
     for n in (int(v) for v in args.hd_frames.split(",")):
         clip = work / f"hd_{n}.mp4"
         write_frames(clip, flicker.zoom(hd, n, 1.002, 1920, 1080), 25)
-        r = _measure(args.model, clip, work / f"hd_{n}_out.mp4", args.batch, args.threads)
+        r = _measure(args.model, clip, work / f"hd_{n}_out.mp4", args.batch, args.threads, args.precision)
         report["1920x1080"].append({"frames": n, "seconds": r["seconds"], "frames_per_s": n / r["seconds"],
                                     "peak_rss_mb": r["peak_rss_mb"]})
         print(f"1920x1080: {n} frames in {r['seconds']:.1f} s, peak RSS {r['peak_rss_mb']:.0f} MB",

@@ -99,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     report["precision"] = args.precision
     report["640x360"] = {"frames": args.frames, "seconds": r["seconds"],
                          "frames_per_s": args.frames / r["seconds"], "peak_rss_mb": r["peak_rss_mb"],
-                         "backend": r["backend"], "stylize_only_frames_per_s": args.frames / r["stylize_seconds"]}
+                         "backend": r["backend"],
+                         "stylize_only_frames_per_s": args.frames / r["stylize_seconds"]}
     print(f"640x360: {args.frames} frames in {r['seconds']:.1f} s = {args.frames / r['seconds']:.2f} "
           f"frames/s (decode, stylize, encode; {r['backend']}, precision {args.precision}); the network "
           f"alone {args.frames / r['stylize_seconds']:.2f} frames/s", file=sys.stderr)

@@ -130,7 +130,8 @@ def test_a_run_stopped_at_any_step_resumes_to_the_uninterrupted_weights(tmp_path
     to step 12: the same weights as 12 steps in one go."""
     data = _files(tmp_path)
     run_inprocess(tmp_path, *data, f"trainer.max_steps={stop}", f"output={tmp_path / 'a'}")
-    resumed = run_inprocess(tmp_path, *data, "trainer.max_steps=12", f"output={tmp_path / 'a'}", "resume=true")
+    resumed = run_inprocess(tmp_path, *data, "trainer.max_steps=12", f"output={tmp_path / 'a'}",
+                            "resume=true")
     reference = run_inprocess(tmp_path, *data, "trainer.max_steps=12", f"output={tmp_path / 'b'}")
     assert step_of(tmp_path / "a" / "checkpoints" / "last.ckpt") == 12
     torch.testing.assert_close(load_network(resumed)[0].state_dict(), load_network(reference)[0].state_dict(),
@@ -154,7 +155,8 @@ def test_sigkill_under_ddp_then_resume_gives_the_uninterrupted_weights(tmp_path)
     proc.wait(timeout=60)
     killed_at = step_of(last)
     assert 0 < killed_at < steps and killed_at % 2, killed_at  # 2 steps an epoch: part way through one
-    for name, extra in (("resumed", [f"output={out}", "resume=true"]), ("reference", [f"output={tmp_path / 'ref'}"])):
+    runs = (("resumed", [f"output={out}", "resume=true"]), ("reference", [f"output={tmp_path / 'ref'}"]))
+    for name, extra in runs:
         p = start(tmp_path, *data, f"trainer.max_steps={steps}", *extra, *DDP)
         _, stderr = p.communicate(timeout=300)
         assert p.returncode == 0, f"{name}: {stderr[-2000:]}"

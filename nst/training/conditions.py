@@ -44,7 +44,8 @@ class RandomStyle:
 
 class RandomStrength:
     """Adjustable strength (Babaeizadeh & Ghiasi 2018): every batch draws s uniformly from
-    ``[low, high]``, or with probability ``ends`` exactly ``low`` or ``high`` (half each); the network gets s as its strength input and the loss weights its style term
+    ``[low, high]``, or with probability ``ends`` exactly ``low`` or ``high`` (half each); the
+    network gets s as its strength input and the loss weights its style term
     by s and its pixel term (``loss.pixel_weight``, 0 unless set) by 1 - s: s = 1 is the loss as
     configured, s = 0 content, TV and the pixel term only.
 

@@ -256,7 +256,8 @@ class PhotoDataModule(pl.LightningDataModule):
     def on_before_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
         """Count the files the workers found unreadable (each warned once, here in the main process),
         and the samples that reached the training step (the position a checkpoint saves)."""
-        if self.sampler is not None and (self.trainer is None or self.trainer.training) and isinstance(batch, dict) \
+        training = self.trainer is None or self.trainer.training
+        if self.sampler is not None and training and isinstance(batch, dict) \
                 and isinstance(batch.get("input"), Tensor):
             self.sampler.consumed(batch["input"].shape[0])
         if isinstance(batch, dict) and "bad" in batch:

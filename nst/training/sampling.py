@@ -7,9 +7,10 @@ photos, skip others and draw other crops. Here:
 - :class:`EpochSampler` draws each epoch's permutation, and one augmentation seed per sample, from
   a generator seeded by (seed, epoch) only. Its epoch is its own count of passes over the data,
   not Lightning's: a run that stopped at ``max_steps`` part way through a pass and is resumed with
-  a larger one makes Lightning start a new epoch, while the data goes on with the rest of the pass. It yields ``(index, sample_seed)``: the dataset draws
-  the crop, scale and flip of that sample from ``sample_seed``, never from the global RNG, so a
-  sample is the same whichever process, worker or rank makes it.
+  a larger one makes Lightning start a new epoch, while the data goes on with the rest of the pass.
+  It yields ``(index, sample_seed)``: the dataset draws the crop, scale and flip of that sample
+  from ``sample_seed``, never from the global RNG, so a sample is the same whichever process,
+  worker or rank makes it.
 - It shards the epoch across DDP ranks itself (``rank::num_replicas`` of one global order, as
   torch's DistributedSampler, which it subclasses so that Lightning keeps it instead of wrapping
   it in another), and skips the samples already trained on in the epoch.
@@ -91,7 +92,8 @@ class EpochSampler(DistributedSampler):
                 "length": self.length}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        if int(state.get("seed", self.seed)) != self.seed or int(state.get("length", self.length)) != self.length:
+        seed, length = int(state.get("seed", self.seed)), int(state.get("length", self.length))
+        if seed != self.seed or length != self.length:
             log.warning("resume: the data order was saved for seed %s and %s samples an epoch, this run has "
                         "seed %s and %s; the epoch's order is this run's from the same position",
                         state.get("seed"), state.get("length"), self.seed, self.length)

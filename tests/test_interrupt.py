@@ -143,9 +143,10 @@ DDP = ["trainer.accelerator=cpu", "trainer.devices=2", "trainer.strategy=ddp"]
 
 def test_sigkill_under_ddp_then_resume_gives_the_uninterrupted_weights(tmp_path):
     """Two DDP processes on the CPU (gloo), both killed with SIGKILL after a mid-epoch checkpoint
-    (each rank trains on its own half of every epoch: 2 steps of 2 crops), then resumed under DDP:
-    the weights of an uninterrupted DDP run."""
-    data = _files(tmp_path)
+    (each rank trains on its own half of every epoch: 3 steps of 2 crops; checkpoints at steps 4
+    and 8, both part way through an epoch), then resumed under DDP: the weights of an uninterrupted
+    DDP run."""
+    data = [*_files(tmp_path), "data.epoch_size=14", "ckpt_every=4"]
     steps = 11
     out = tmp_path / "out"
     proc = start(tmp_path, *data, f"trainer.max_steps={steps}", f"output={out}", *DDP, new_session=True)
@@ -154,7 +155,7 @@ def test_sigkill_under_ddp_then_resume_gives_the_uninterrupted_weights(tmp_path)
     os.killpg(proc.pid, signal.SIGKILL)  # the whole group: the launcher and the rank it started
     proc.wait(timeout=60)
     killed_at = step_of(last)
-    assert 0 < killed_at < steps and killed_at % 2, killed_at  # 2 steps an epoch: part way through one
+    assert 0 < killed_at < steps and killed_at % 3, killed_at  # 3 steps an epoch: part way through one
     runs = (("resumed", [f"output={out}", "resume=true"]), ("reference", [f"output={tmp_path / 'ref'}"]))
     for name, extra in runs:
         p = start(tmp_path, *data, f"trainer.max_steps={steps}", *extra, *DDP)

@@ -172,13 +172,7 @@ def build_module(cfg: DictConfig) -> tuple[ImageToImageModule, pl.LightningDataM
             "model": str(cfg.init_from), "style": source.get("style"), "steps": source.get("steps")}
         log.info("init_from: the network starts from %s (trained for %s)", cfg.init_from, source.get("style"))
     span = conditions.strength_range(cfg.get("strength_range"))
-    ends = cfg.get("strength_ends") or 0.0
-    try:
-        ends = float(ends)
-    except (TypeError, ValueError):
-        raise NSTError(f"strength_ends={ends}: a fraction of the batches, 0 to 1") from None
-    if not 0.0 <= ends <= 1.0:
-        raise NSTError(f"strength_ends={ends}: a fraction of the batches, 0 to 1")
+    ends = conditions.strength_ends(cfg.get("strength_ends"))
     if module.condition is None:
         module.condition = conditions.for_network(module.net, span, ends=ends)
     net = module.net

@@ -117,6 +117,19 @@ def strength_range(value: Any) -> list[float]:
     return [low, high]
 
 
+def strength_ends(value: Any) -> float:
+    """``strength_ends`` as a fraction in [0, 1] (None: 0); one-line NSTError otherwise."""
+    from nst.errors import NSTError
+
+    try:
+        ends = float(value or 0.0)
+    except (TypeError, ValueError):
+        raise NSTError(f"strength_ends={value}: a fraction of the batches, 0 to 1") from None
+    if not 0.0 <= ends <= 1.0:
+        raise NSTError(f"strength_ends={value}: a fraction of the batches, 0 to 1")
+    return ends
+
+
 def for_network(net: Any, span: Sequence[float] | None = None, fixed_style: int | None = None,
                 loss_index: int | None = None, ends: float = 0.0) -> Any:
     """The condition a network needs (None for a plain one); ``ends``: see :class:`RandomStrength`."""

@@ -104,19 +104,17 @@ def main(argv: list[str] | None = None) -> int:
     print(f"640x360: {args.frames} frames in {r['seconds']:.1f} s = {args.frames / r['seconds']:.2f} "
           f"frames/s (decode, stylize, encode; {r['backend']}, precision {args.precision}); the network "
           f"alone {args.frames / r['stylize_seconds']:.2f} frames/s", file=sys.stderr)
-    if not args.hd:
-        print(json.dumps(report, indent=2))
-        return 0
-    hd = resize(photo, size=(1080 + 64, 1920 + 64))
-    report["1920x1080"] = []
-    for n in (int(v) for v in args.hd_frames.split(",")):
-        clip = work / f"hd_{n}.mp4"
-        write_frames(clip, flicker.zoom(hd, n, 1.002, 1920, 1080), 25)
-        r = _measure(args.model, clip, work / f"hd_{n}_out.mp4", args.batch, args.threads, args.precision)
-        report["1920x1080"].append({"frames": n, "seconds": r["seconds"], "frames_per_s": n / r["seconds"],
-                                    "peak_rss_mb": r["peak_rss_mb"]})
-        print(f"1920x1080: {n} frames in {r['seconds']:.1f} s, peak RSS {r['peak_rss_mb']:.0f} MB",
-              file=sys.stderr)
+    if args.hd:
+        hd = resize(photo, size=(1080 + 64, 1920 + 64))
+        report["1920x1080"] = []
+        for n in (int(v) for v in args.hd_frames.split(",")):
+            clip = work / f"hd_{n}.mp4"
+            write_frames(clip, flicker.zoom(hd, n, 1.002, 1920, 1080), 25)
+            r = _measure(args.model, clip, work / f"hd_{n}_out.mp4", args.batch, args.threads, args.precision)
+            report["1920x1080"].append({"frames": n, "seconds": r["seconds"],
+                                        "frames_per_s": n / r["seconds"], "peak_rss_mb": r["peak_rss_mb"]})
+            print(f"1920x1080: {n} frames in {r['seconds']:.1f} s, peak RSS {r['peak_rss_mb']:.0f} MB",
+                  file=sys.stderr)
     print(json.dumps(report, indent=2))
     return 0
 

@@ -39,13 +39,22 @@ TERMS = ("loss", "content", "style", "tv")
 def loss_settings(meta: dict[str, Any]) -> dict[str, Any] | None:
     """The model's loss: ``{arch, weights, content_layers, style_layers, content_weight, style_weight,
     tv_weight, normalize}`` from its metadata (``loss`` and ``vgg`` as nst.cli.train writes them), or
-    None when the file does not say."""
+    None when the file does not say.
+
+    A strength-conditioned model is scored at its full strength, s = 1, where its photo anchor
+    (``pixel_weight``, weighted by 1 - s in training: nst.training.conditions) weighs nothing:
+    the anchor is left out, as the pixel term compares with the photo itself, which the scores
+    (Gatys's content features included) never pass."""
     loss, vgg = meta.get("loss"), meta.get("vgg")
     if not isinstance(loss, dict) or not loss.get("style_layers"):
         return None
     vgg = vgg if isinstance(vgg, dict) else {}
-    return {"arch": vgg.get("arch", "vgg16"), "weights": vgg.get("weights", "auto"),
-            **{k: v for k, v in loss.items() if not str(k).startswith("_")}}
+    settings = {"arch": vgg.get("arch", "vgg16"), "weights": vgg.get("weights", "auto"),
+                **{k: v for k, v in loss.items() if not str(k).startswith("_")}}
+    strength = meta.get("strength")
+    if isinstance(strength, dict) and strength.get("conditioned"):
+        settings.pop("pixel_weight", None)
+    return settings
 
 
 def build_loss(settings: dict[str, Any], weights: str | None = None, seed: int = 0) -> PerceptualLoss:

@@ -120,6 +120,13 @@ def test_loss_settings_from_metadata():
     assert loss_settings({"style": ["x.jpg"]}) is None
 
 
+def test_a_strength_models_photo_anchor_is_left_out_of_its_scores():
+    anchored = {**META, "loss": {**META["loss"], "pixel_weight": 50.0}}
+    assert loss_settings(anchored)["pixel_weight"] == 50.0  # a plain model keeps its whole loss
+    strong = {**anchored, "strength": {"conditioned": True, "range": [0.0, 1.0]}}
+    assert "pixel_weight" not in loss_settings(strong)  # scored at s = 1, where it weighs 0
+
+
 def test_iterations_to_match_counts_from_one():
     # history[k] is the loss after k iterations; the final value comes after all of them
     assert iterations_to_match([9.0, 5.0, 3.0], 1.0, 4.0) == 2

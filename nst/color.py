@@ -78,3 +78,32 @@ def match_color(source: Tensor, reference: Tensor, eps: float = 1e-5) -> Tensor:
     x = source.double().reshape(3, -1)
     out = transform @ (x - mu_s) + mu_r
     return out.reshape(source.shape).to(source.dtype).clamp(0, 1)
+
+
+def match_histograms(image: Tensor, reference: Tensor) -> Tensor:
+    """Each channel of (N, C, H, W) ``image`` remapped so its histogram is ``reference``'s (N, C, h, w;
+    any size): exact histogram matching by ranks, with the reference's quantiles interpolated
+    linearly when the sizes differ.
+
+    The remap is monotone per channel: the order of the values is kept, only their distribution
+    changes. Johnson et al. (2016, §4.2) match their super-resolution outputs to the low-resolution
+    input this way; a value tied in ``image`` may land on neighbouring reference values.
+    """
+    if image.dim() != 4 or reference.dim() != 4 or image.shape[:2] != reference.shape[:2]:
+        raise ValueError(f"match_histograms: need (N, C, H, W) tensors of equal N and C, got "
+                         f"{tuple(image.shape)} and {tuple(reference.shape)}")
+    n, c = image.shape[:2]
+    src = image.reshape(n * c, -1)
+    ref = reference.to(image.device, torch.float32).reshape(n * c, -1).sort(dim=1).values
+    size, ref_size = src.shape[1], ref.shape[1]
+    # the k-th smallest of `size` values sits at quantile (k + 0.5) / size; the reference's value
+    # at that quantile, between its own order statistics
+    pos = ((torch.arange(size, device=image.device, dtype=torch.float32) + 0.5) * (ref_size / size) - 0.5)
+    pos = pos.clamp_(0, ref_size - 1)
+    lo = pos.floor().long()
+    hi = (lo + 1).clamp_(max=ref_size - 1)
+    frac = (pos - lo).to(torch.float32)
+    values = ref[:, lo] * (1 - frac) + ref[:, hi] * frac  # (n*c, size), ascending
+    order = src.argsort(dim=1, stable=True)
+    out = torch.empty_like(src, dtype=torch.float32).scatter_(1, order, values)
+    return out.reshape(image.shape).to(image.dtype)

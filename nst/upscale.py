@@ -5,7 +5,9 @@ Large inputs run in overlapping tiles: tile size and overlap are counted on the 
 forward pass sees more than ``tile_size`` px a side, and each output tile is ``factor`` x its
 input tile, cross-faded over ``factor`` x the overlap. SRNet has no normalization layer, so tiles
 need no shared statistics: away from the tiles' borders a tiled result equals a whole-image one.
-Alpha channels are upscaled bicubically.
+Alpha channels are upscaled bicubically. ``histogram_match`` remaps each output's colour
+histograms to its low-resolution input's (Johnson et al.'s post-processing), over the whole image
+after the tiles are joined.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor, nn
 
+from nst.color import match_histograms
 from nst.errors import NSTError
 from nst.image import MAX_PIXELS, from_pil, to_pil
 from nst.stylize import autocast_dtype
@@ -31,12 +34,13 @@ class Upscaler:
 
     Options: ``tile_size`` (px of the input a forward pass sees at most; null: never tile),
     ``tile_overlap`` (input px shared by neighbouring tiles), ``max_pixels`` (the largest output
-    width x height allowed).
+    width x height allowed), ``histogram_match`` (match each output channel's histogram to the
+    input's: :func:`nst.color.match_histograms`).
     """
 
     def __init__(self, net: nn.Module, metadata: dict | None = None, *, device: str | torch.device = "cpu",
                  precision: str = "32", channels_last: bool = False, tile_size: int | None = 512,
-                 tile_overlap: int = 16, max_pixels: int = MAX_PIXELS) -> None:
+                 tile_overlap: int = 16, max_pixels: int = MAX_PIXELS, histogram_match: bool = False) -> None:
         if not hasattr(net, "factor"):
             raise NSTError("this model is not a super-resolution network (it has no factor): "
                            "use mode=stylize for style models")
@@ -55,6 +59,7 @@ class Upscaler:
         self.tile_size = None if tile_size is None else int(tile_size)
         self.tile_overlap = int(tile_overlap)
         self.max_pixels = int(max_pixels)
+        self.histogram_match = bool(histogram_match)
 
     def __call__(self, image: Image.Image | Tensor) -> Image.Image | Tensor:
         if isinstance(image, Image.Image):
@@ -97,8 +102,10 @@ class Upscaler:
         h, w = x.shape[-2:]
         self.check_size(h, w)
         if self.tile_size is None or max(h, w) <= self.tile_size:
-            return self._forward(x).to(x.device)
-        return torch.cat([self._tiled(x[i:i + 1].float().cpu()) for i in range(x.shape[0])]).to(x.device)
+            y = self._forward(x).to(x.device)
+        else:
+            y = torch.cat([self._tiled(x[i:i + 1].float().cpu()) for i in range(x.shape[0])]).to(x.device)
+        return match_histograms(y, x.float()) if self.histogram_match else y
 
     def _tiled(self, x: Tensor) -> Tensor:
         f = self.factor

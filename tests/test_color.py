@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from nst.color import color_mode, match_color, rgb_to_yiq, transfer_luminance, yiq_to_rgb
+from nst.color import color_mode, match_color, match_histograms, rgb_to_yiq, transfer_luminance, yiq_to_rgb
 from nst.errors import NSTError
 
 
@@ -38,3 +38,37 @@ def test_color_mode_values(value, expected):
 def test_color_mode_rejects_unknown():
     with pytest.raises(NSTError, match="preserve_color"):
         color_mode("sepia")
+
+
+def test_match_histograms_gives_the_reference_values_at_equal_sizes():
+    g = torch.Generator().manual_seed(0)
+    image, reference = torch.rand(2, 3, 9, 11, generator=g) ** 2, torch.rand(2, 3, 9, 11, generator=g)
+    out = match_histograms(image, reference)
+    assert torch.equal(out.flatten(2).sort(-1).values, reference.flatten(2).sort(-1).values)
+
+
+def test_match_histograms_keeps_the_order_of_the_values():
+    g = torch.Generator().manual_seed(1)
+    image, reference = torch.rand(1, 3, 24, 20, generator=g), torch.rand(1, 3, 6, 5, generator=g) ** 3
+    out = match_histograms(image, reference).flatten(2)
+    order = image.flatten(2).argsort(-1)
+    assert (out.gather(-1, order).diff(dim=-1) >= 0).all()
+
+
+def test_match_histograms_of_a_larger_image_takes_the_reference_quantiles():
+    g = torch.Generator().manual_seed(2)
+    image = torch.rand(1, 1, 40, 40, generator=g)
+    reference = torch.rand(1, 1, 10, 10, generator=g) * 0.5 + 0.2
+    out = match_histograms(image, reference)
+    assert out.min() >= reference.min() and out.max() <= reference.max()
+    q = torch.tensor([0.1, 0.5, 0.9])
+    assert torch.allclose(out.flatten().quantile(q), reference.flatten().quantile(q), atol=0.02)
+
+
+def test_match_histograms_of_an_image_with_itself_is_the_identity(image):
+    assert torch.equal(match_histograms(image, image), image)
+
+
+def test_match_histograms_refuses_mismatched_channels():
+    with pytest.raises(ValueError, match="equal N and C"):
+        match_histograms(torch.rand(1, 3, 4, 4), torch.rand(1, 1, 4, 4))

@@ -93,3 +93,25 @@ def test_mode_evaluate_scores_the_model_and_bicubic(tmp_path, model):
     assert set(report["average"]) == {"bicubic", "sr_x4"}
     assert {"psnr_y", "ssim_y", "feature"} <= set(report["average"]["bicubic"])
     assert (tmp_path / "ev" / "results.md").is_file() and (tmp_path / "ev" / "p0_crop.jpg").is_file()
+
+
+def test_histogram_matching_gives_the_output_the_inputs_histograms_through_the_tiles(net):
+    x = torch.rand(1, 3, 30, 41, generator=torch.Generator().manual_seed(5)) ** 2
+    for tile in (None, 16):
+        out = Upscaler(net, tile_size=tile, tile_overlap=4, histogram_match=True)(x)
+        assert out.shape == (1, 3, 120, 164)
+        q = torch.tensor([0.05, 0.25, 0.5, 0.75, 0.95])
+        for c in range(3):
+            assert torch.allclose(out[0, c].flatten().quantile(q), x[0, c].flatten().quantile(q), atol=0.01)
+    plain = Upscaler(net, tile_size=None)(x)
+    assert not torch.allclose(plain[0, 0].flatten().quantile(q), x[0, 0].flatten().quantile(q), atol=0.01)
+
+
+def test_mode_evaluate_with_histogram_matching_adds_a_row_per_model(tmp_path, model):
+    img = torch.nn.functional.avg_pool2d(torch.rand(1, 3, 70, 66, generator=torch.Generator().manual_seed(0)),
+                                         5, 1, 2)
+    save_image(img, tmp_path / "hr" / "p.png")
+    report = run(tmp_path, "mode=evaluate", f"checkpoint={model}", f"input={tmp_path / 'hr'}",
+                 "histogram_match=true", "feature=false", f"output={tmp_path / 'ev'}")
+    assert set(report["average"]) == {"bicubic", "sr_x4", "sr_x4+hm"}
+    assert report["average"]["sr_x4+hm"]["psnr_y"] != report["average"]["sr_x4"]["psnr_y"]

@@ -35,6 +35,12 @@ def _model(path: str) -> tuple[str, Upscaler, dict]:
     return Path(path).stem, Upscaler(net, meta, tile_size=None), meta
 
 
+def _matched(model: tuple[str, Upscaler, dict]) -> tuple[str, Upscaler, dict]:
+    """The same model with its outputs' histograms matched to the input (row ``<name>+hm``)."""
+    name, up, meta = model
+    return f"{name}+hm", Upscaler(up.net, meta, tile_size=None, histogram_match=True), meta
+
+
 def _crop(images: list[torch.Tensor], side: int) -> list[torch.Tensor]:
     """The same centre square of every (1, 3, H, W) image (of equal sizes)."""
     h, w = images[0].shape[-2:]
@@ -59,6 +65,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     names = [name for name, _, _ in models]
     if len(set(names)) != len(names):
         raise NSTError(f"two models share a file name ({names}): rename one")
+    scored = models + ([_matched(m) for m in models] if cfg.get("histogram_match") else [])
+    names = [name for name, _, _ in scored]
     vgg = None
     if cfg.get("feature", True):
         from nst.perceptual.vgg import load_vgg
@@ -71,7 +79,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         hr = load_image(photo, max_side=cfg.get("size"))
         if min(hr.shape[-2:]) < 2 * factor + 11:
             raise NSTError(f"{photo}: {hr.shape[-1]}x{hr.shape[-2]} px is too small to score at x{factor}")
-        scores, lr, hr_cropped, outputs = evaluate_image(hr, {name: up for name, up, _ in models}, factor,
+        scores, lr, hr_cropped, outputs = evaluate_image(hr, {name: up for name, up, _ in scored}, factor,
                                                          sigma, vgg)
         rows.append({"image": photo.name, "height": hr_cropped.shape[-2], "width": hr_cropped.shape[-1],
                      "scores": scores})
@@ -87,6 +95,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     average = {m: {k: statistics.fmean(r["scores"][m][k] for r in rows if math.isfinite(r["scores"][m][k]))
                    for k in rows[0]["scores"][m]} for m in methods}
     report = {"factor": factor, "sigma": sigma, "input": spec, "images": rows, "average": average,
+              "histogram_match": bool(cfg.get("histogram_match")),
               "models": {name: {"path": p, "steps": meta.get("steps"), "loss": meta.get("loss")}
                          for (name, _, meta), p in zip(models, paths)},
               "convention": "Y of BT.601 YCbCr (rgb2ycbcr), 8-bit rounding, factor px cropped at each "

@@ -27,7 +27,8 @@ def run(cfg: DictConfig) -> Summary:
         raise NSTError(f"checkpoint={checkpoint}: a {meta.get('network')} model, not a super-resolution one "
                        "(use mode=stylize)")
     upscaler = Upscaler(net, meta, **settings, tile_size=cfg.tile_size, tile_overlap=cfg.tile_overlap,
-                        max_pixels=int(cfg.max_pixels or MAX_PIXELS))
+                        max_pixels=int(cfg.max_pixels or MAX_PIXELS),
+                        histogram_match=bool(cfg.get("histogram_match", False)))
     jobs = plan_jobs(str(spec), cfg.get("output"), Path(cfg.paths.output_dir) / "upscaled", cfg.output_ext)
     summary = stylize_files(upscaler, jobs, size=cfg.get("size"), overwrite=bool(cfg.overwrite),
                             batch_size=cfg.batch_size, quality=cfg.quality)

@@ -156,6 +156,18 @@ def test_adopt_starts_new_rows_from_the_mean_of_the_old(multi):
     torch.testing.assert_close(w_new[3], w_old.mean(0))
 
 
+def test_adopting_a_network_without_head_input_keeps_its_function():
+    torch.manual_seed(0)
+    source = TransformerNet(8, 1).eval()
+    target = TransformerNet(8, 1, head_input=True, strength_input=True).eval()
+    adopt(target, source)
+    x = torch.rand(2, 3, 20, 24)
+    torch.testing.assert_close(target(x), source(x), atol=1e-6, rtol=0)
+    assert target.head[1].weight[:, 8:].abs().sum() == 0  # the photo's channels start at zero
+    with pytest.raises(ValueError, match="does not fit"):
+        adopt(TransformerNet(8, 1), target)
+
+
 def test_adopt_refuses_other_widths(multi):
     with pytest.raises(ValueError, match="differ"):
         adopt(TransformerNet(16, 1, output="linear", num_styles=4), multi)

@@ -103,6 +103,20 @@ def test_a_pattern_fixed_to_the_frame_is_penalized_and_trained_away():
     assert float(first["stability/warp"]) > 1e-3 and net.pattern.grad.abs().sum() > 0
 
 
+def test_without_noise_the_network_runs_once_more_only_for_the_warp():
+    calls = []
+
+    def net(z):
+        calls.append(z.shape[0])
+        return z
+
+    x = photo(16, 16).repeat(2, 1, 1, 1)
+    terms = StabilityLoss(1.0, noise=0.0)(net, x, x)
+    assert calls == [2] and float(terms["stability/noise"]) == 0.0
+    StabilityLoss(1.0, noise=0.03)(net, x, x)
+    assert calls[-1] == 4  # the warped and the noisy copies in one pass
+
+
 def test_warp_masks_the_pixels_from_outside():
     theta = torch.tensor([[[1.0, 0.0, 0.5], [0.0, 1.0, 0.0]]])  # a quarter of the width to the right
     _, valid = warp(torch.rand(1, 3, 8, 8), theta)

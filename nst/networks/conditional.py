@@ -6,7 +6,9 @@ same widths only in its norms' affine parameters, one row per style, and a small
 weights as they are, the source's style rows into the first rows, and every new row from the
 mean of the source's (a start the new style shares with the old ones, as Dumoulin et al. start a
 new style from the trained network). :func:`freeze_for_norm_finetune` then leaves only chosen
-rows trainable (the paper's fast way to add a style).
+rows trainable (the paper's fast way to add a style). A target with ``head_input`` may also adopt
+a source without it: the output conv's new input channels (the photo) start at zero, so the
+adopted network still computes the source's function.
 """
 
 from __future__ import annotations
@@ -18,11 +20,12 @@ from torch import Tensor, nn
 
 from nst.errors import NSTError
 
-_CONDITIONING = ("num_styles", "strength_input")
+_CONDITIONING = ("num_styles", "strength_input", "head_input")
 
 
 def same_widths(a: dict, b: dict) -> bool:
-    """Whether two TransformerNet configs differ at most in their conditioning."""
+    """Whether two TransformerNet configs differ at most in their conditioning (styles, strength,
+    the photo's way into the output conv)."""
     def strip(c: dict) -> dict:
         return {k: v for k, v in c.items() if k not in _CONDITIONING}
     return strip(a) == strip(b)
@@ -36,7 +39,8 @@ def _rows(t: Tensor) -> Tensor:
 def adopt(target: nn.Module, source: nn.Module) -> None:
     """Copy ``source``'s weights into ``target`` (same widths, ``target`` with at least as many
     styles): shared weights as they are, style rows 0.. from the source's, the rest from their mean;
-    a strength MLP the source lacks keeps its zero start. ValueError when they do not fit."""
+    a strength MLP the source lacks keeps its zero start, and so do the output conv's input-image
+    channels when only ``target`` has ``head_input``. ValueError when they do not fit."""
     if not same_widths(dict(target.config), dict(source.config)):
         raise ValueError(f"{target.config} and {source.config} differ in more than their conditioning")
     have = source.state_dict()
@@ -54,6 +58,10 @@ def adopt(target: nn.Module, source: nn.Module) -> None:
                 raise ValueError(f"{key}: {list(theirs.shape)} does not fit {list(mine.shape)}")
             mine[: rows.shape[0]] = rows
             mine[rows.shape[0]:] = rows.mean(0)
+        elif (key == "head.1.weight" and theirs.dim() == 4 and theirs.shape[1] < mine.shape[1]
+              and (theirs.shape[0], *theirs.shape[2:]) == (mine.shape[0], *mine.shape[2:])):
+            mine.zero_()  # head_input: [decoder features, photo]; the photo's channels start at 0
+            mine[:, : theirs.shape[1]] = theirs
         else:
             raise ValueError(f"{key}: {list(theirs.shape)} does not fit {list(mine.shape)}")
 

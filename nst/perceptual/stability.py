@@ -67,10 +67,15 @@ class StabilityLoss(nn.Module):
         n, _, h, w = x.shape
         theta = random_affine(n, h, w, self.max_shift, self.max_zoom, x.device)
         xw, valid = warp(x.float(), theta)
-        xn = (x.float() + self.noise * torch.randn_like(x, dtype=torch.float32)).clamp(0, 1)
-        both = net(torch.cat([xw, xn]).to(x.dtype), **{k: _twice(v) for k, v in net_kwargs.items()}).float()
         yw, _ = warp(y.float(), theta)
+        if self.noise > 0:
+            xn = (x.float() + self.noise * torch.randn_like(x, dtype=torch.float32)).clamp(0, 1)
+            twice = {k: _twice(v) for k, v in net_kwargs.items()}
+            both = net(torch.cat([xw, xn]).to(x.dtype), **twice).float()
+            noise_term = F.mse_loss(both[n:], y.float())
+        else:  # no noise copy: T(x) again would only cost a pass and add 0
+            both = net(xw.to(x.dtype), **net_kwargs).float()
+            noise_term = torch.zeros((), device=x.device)
         warp_term = ((both[:n] - yw) ** 2 * valid).sum() / (valid.sum() * 3).clamp_min(1)
-        noise_term = F.mse_loss(both[n:], y.float())
         return {"stability": self.weight * (warp_term + noise_term),
                 "stability/warp": warp_term.detach(), "stability/noise": noise_term.detach()}

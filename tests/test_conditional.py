@@ -98,6 +98,42 @@ def test_an_untrained_strength_input_changes_nothing():
         torch.testing.assert_close(net(x, strength=torch.tensor([s])), plain(x), rtol=0, atol=5e-5)
 
 
+def _gated() -> TransformerNet:
+    torch.manual_seed(0)
+    net = _varied(TransformerNet(8, 1, output="linear", head_input=True, strength_input=True))
+    with torch.no_grad():
+        net.head[1].weight[:, -3:].normal_(0, 0.1)  # a photo shortcut that shows
+    return net
+
+
+def test_the_photo_reaches_the_output_conv_by_one_minus_the_strength():
+    net, x = _gated(), torch.rand(1, 3, 20, 20)
+    at_one = net(x, strength=torch.tensor([1.0]))
+    torch.testing.assert_close(at_one, net(x), rtol=0, atol=0)  # no strength: s = 1
+    with torch.no_grad():
+        net.head[1].weight[:, -3:] *= 5.0
+    # no photo at s = 1, whatever its weights
+    torch.testing.assert_close(net(x, strength=torch.tensor([1.0])), at_one, rtol=0, atol=0)
+    assert not torch.allclose(net(x, strength=torch.tensor([0.5])), at_one, atol=1e-3)
+
+
+@pytest.mark.parametrize("s", [0.0, 0.3, 1.0])
+def test_specialize_folds_the_photo_gate(s):
+    net, x = _gated(), torch.rand(2, 3, 18, 21)
+    plain = net.specialize(strength=s)
+    assert not plain.conditional and plain.head_input
+    torch.testing.assert_close(plain(x), net(x, strength=torch.tensor([s])), rtol=0, atol=5e-5)
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated")
+def test_torchscript_keeps_the_photo_gate():
+    net, x = _gated(), torch.rand(1, 3, 17, 23)
+    scripted = torch.jit.script(net)
+    for s in (0.0, 0.6):
+        t = torch.tensor([s])
+        torch.testing.assert_close(scripted(x, strength=t), net(x, strength=t), rtol=0, atol=1e-6)
+
+
 @pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated")
 def test_torchscript_keeps_the_style_input(multi):
     scripted = torch.jit.script(multi)

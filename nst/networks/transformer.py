@@ -31,7 +31,10 @@ Conditioning (both optional, both through the instance norms' affine parameters 
 - ``strength_input=True``: adjustable style strength (Babaeizadeh & Ghiasi 2018): a small MLP maps
   the strength s in [0, 1] to an offset of every norm's (gamma, beta), added to the style's own;
   the MLP's last layer starts at zero, so an untrained strength input changes nothing (and a
-  single-style model can be converted into one). No ``strength``: 1.
+  single-style model can be converted into one). No ``strength``: 1. With ``head_input`` too, the
+  photo reaches the output conv weighted by 1 - s: at s = 1 the network is the plain one, whose
+  style the shortcut would otherwise weaken, and at s = 0, where the loss asks for the photo
+  itself, the shortcut is whole (departure from Babaeizadeh & Ghiasi, who have no shortcut).
 ``specialize(style, strength)`` folds a chosen mix and strength into a plain network (the same
 function for that condition, one (gamma, beta) per norm): the Stylizer, the tiles and ONNX
 Runtime then run it unchanged.
@@ -252,8 +255,19 @@ class TransformerNet(nn.Module):
             out.append((g, b))
         return out
 
+    def photo_gain(self, strength: Optional[Tensor]) -> Optional[Tensor]:
+        """(N|1, 1, 1, 1) weight of the photo at the output conv for a strength network with
+        ``head_input``: 1 - s (no strength: s = 1, gain 0); None for any other network."""
+        if not (self.head_input and self.strength_input):
+            return None
+        device = self.head[1].weight.device
+        if strength is None:
+            return torch.zeros(1, 1, 1, 1, device=device)
+        return 1.0 - strength.to(device).float().reshape(-1, 1, 1, 1)
+
     def _run(self, x: Tensor, norm_stats: Optional[NormStats],
-             keep_stats: bool = True, affine: Optional[NormStats] = None) -> Tuple[Tensor, NormStats]:
+             keep_stats: bool = True, affine: Optional[NormStats] = None,
+             gain: Optional[Tensor] = None) -> Tuple[Tensor, NormStats]:
         # (skipped while tracing: the channel check would be frozen into the graph with a warning)
         if not torch.jit.is_tracing() and (x.dim() != 4 or x.shape[1] != 3):
             raise ValueError(f"TransformerNet expects (N,3,H,W) input, got {list(x.shape)}")
@@ -280,7 +294,10 @@ class TransformerNet(nn.Module):
             y = block(y, norm_stats, used, keep_stats, affine)
         y = y.to(self.head[1].weight.dtype)
         if self.head_input:
-            y = torch.cat([y, padded.to(y.dtype)], dim=1)
+            photo = padded.to(y.dtype)
+            if gain is not None:
+                photo = photo * gain.to(y.dtype)
+            y = torch.cat([y, photo], dim=1)
         y = self.head(y)
         if self.output == "sigmoid":
             y = torch.sigmoid(y)
@@ -297,7 +314,8 @@ class TransformerNet(nn.Module):
         :meth:`capture_norm_stats`) every instance norm uses those instead of x's own statistics.
         ``style`` (a mix over the styles) and ``strength``: see :meth:`norm_affine` (ignored by a
         plain network)."""
-        return self._run(x, norm_stats, norm_stats is not None, self.norm_affine(style, strength))[0]
+        return self._run(x, norm_stats, norm_stats is not None, self.norm_affine(style, strength),
+                         self.photo_gain(strength))[0]
 
     @torch.jit.ignore
     def mixed_precision(self, dtype: torch.dtype = torch.bfloat16) -> TransformerNet:
@@ -315,7 +333,7 @@ class TransformerNet(nn.Module):
     def capture_norm_stats(self, x: Tensor, style: Optional[Tensor] = None,
                            strength: Optional[Tensor] = None) -> NormStats:
         """One (mean, var) pair, each (N,C,1,1) float32, per norm layer, computed on x (N,3,H,W)."""
-        return self._run(x, None, True, self.norm_affine(style, strength))[1]
+        return self._run(x, None, True, self.norm_affine(style, strength), self.photo_gain(strength))[1]
 
     @torch.jit.ignore
     def specialize(self, style: Optional[Tensor] = None, strength: Optional[float] = None) -> TransformerNet:
@@ -337,4 +355,7 @@ class TransformerNet(nn.Module):
             for (weight, bias), (g, b) in zip(plain.norm_params(), affine):
                 weight.copy_(g[0])
                 bias.copy_(b[0])
+            gain = self.photo_gain(s)
+            if gain is not None:  # the photo's weight 1 - s, folded into the output conv's photo channels
+                plain.head[1].weight[:, -3:] *= gain.reshape(()).to(plain.head[1].weight.dtype)
         return plain.train(self.training)

@@ -115,3 +115,17 @@ def test_mode_evaluate_with_histogram_matching_adds_a_row_per_model(tmp_path, mo
                  "histogram_match=true", "feature=false", f"output={tmp_path / 'ev'}")
     assert set(report["average"]) == {"bicubic", "sr_x4", "sr_x4+hm"}
     assert report["average"]["sr_x4+hm"]["psnr_y"] != report["average"]["sr_x4"]["psnr_y"]
+
+
+@pytest.mark.parametrize("mode", ["upscale", "stylize"])
+def test_threads_sets_the_torch_cpu_threads_for_one_pass_modes(tmp_path, model, mode):
+    checkpoint = model if mode == "upscale" else save_model(
+        tmp_path / "style.safetensors", TransformerNet(channels=4, num_residual=1), {"style": ["s"]})
+    save_image(torch.rand(1, 3, 12, 12), tmp_path / "p.png")
+    before = torch.get_num_threads()
+    try:
+        run(tmp_path, f"mode={mode}", f"checkpoint={checkpoint}", f"input={tmp_path / 'p.png'}",
+            f"output={tmp_path / 'o.png'}", "threads=1")
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

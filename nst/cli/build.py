@@ -139,7 +139,8 @@ def precision(cfg: DictConfig) -> str:
 
 
 def device_settings(cfg: DictConfig) -> dict:
-    """``trainer.accelerator``/``trainer.precision``/``perf.channels_last`` -> Stylizer keyword arguments."""
+    """``trainer.accelerator``/``trainer.precision``/``perf.channels_last`` -> Stylizer keyword arguments;
+    on the CPU, ``threads`` is applied too (:func:`set_threads`)."""
     accel = str(cfg.trainer.get("accelerator", "cpu"))
     if accel == "auto":
         accel = "cuda" if torch.cuda.is_available() else "cpu"
@@ -148,6 +149,8 @@ def device_settings(cfg: DictConfig) -> dict:
         raise NSTError(f"trainer.accelerator={accel}: stylize runs on cpu, gpu (cuda) or mps")
     if device == "cuda" and not torch.cuda.is_available():
         raise NSTError("trainer.accelerator=gpu but no CUDA device is available here (use trainer=cpu)")
+    if device == "cpu":
+        set_threads(cfg.get("threads"))
     perf = cfg.get("perf") or {}
     # NHWC pays on GPUs; on the CPU the network's fused instance norm runs NCHW, and NCHW was
     # faster at every precision measured (docs/benchmarks.md)

@@ -26,7 +26,6 @@ from nst.cli.build import (
     pixels,
     precision,
     require,
-    set_threads,
 )
 from nst.cli.build import build_loss as build_config_loss
 from nst.compare import (
@@ -93,8 +92,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     limit = cfg.get("limit")
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise NSTError(f"limit={limit!r}: must be a whole number >= 1 (or null)")
-    set_threads(cfg.get("threads"))
-    settings = device_settings(cfg)
+    settings = device_settings(cfg)  # and threads=, on the CPU
     # configs/model/gatys.yaml: the GatysModule and its optimizer (checked before anything loads)
     module = gatys_module(cfg, channels_last=settings["channels_last"])
     device = torch.device(settings["device"])

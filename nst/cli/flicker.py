@@ -17,7 +17,7 @@ import torch
 from omegaconf import DictConfig
 
 from nst import flicker
-from nst.cli.build import as_list, device_settings, output_folder, pixels, require, set_threads
+from nst.cli.build import as_list, device_settings, output_folder, pixels, require
 from nst.compare import build_loss, loss_settings, resolve_styles, set_styles
 from nst.errors import NSTError
 from nst.files import atomic_write_text, ensure_folder
@@ -82,8 +82,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     spec = str(require(cfg, "input", "a photo (panned or zoomed with exact motion) or a video clip"))
     models = [Path(str(checkpoint))] + [Path(str(m)) for m in as_list(cfg.get("baselines"))]
     modes = [str(m) for m in as_list(cfg.video_stats)] or ["frame"]
-    set_threads(cfg.get("threads"))
-    settings = device_settings(cfg)
+    settings = device_settings(cfg)  # and threads=, on the CPU
     device = torch.device(settings["device"])
     frames, error, difference, source = _frames(cfg, spec)
     batch = int(cfg.batch_size)

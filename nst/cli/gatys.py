@@ -23,6 +23,7 @@ from nst.cli.build import (
     pixels,
     require,
     set_style,
+    set_threads,
 )
 from nst.color import color_mode, match_color, transfer_luminance
 from nst.errors import NSTError
@@ -61,6 +62,7 @@ def side_by_side(images: list[Tensor], height: int, gap: int = 4) -> Tensor:
 
 def run(cfg: DictConfig) -> GatysResult:
     content_path = str(require(cfg, "content", "the photo to restyle"))
+    set_threads(cfg.get("threads"))
     module = gatys_module(cfg)  # configs/model/gatys.yaml: the GatysModule and its optimizer
     size = pixels(cfg, "size", optional=True)
     mode = color_mode(cfg.get("preserve_color"))

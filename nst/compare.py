@@ -41,19 +41,17 @@ def loss_settings(meta: dict[str, Any]) -> dict[str, Any] | None:
     tv_weight, normalize}`` from its metadata (``loss`` and ``vgg`` as nst.cli.train writes them), or
     None when the file does not say.
 
-    A strength-conditioned model is scored at its full strength, s = 1, where its photo anchor
-    (``pixel_weight``, weighted by 1 - s in training: nst.training.conditions) weighs nothing:
-    the anchor is left out, as the pixel term compares with the photo itself, which the scores
-    (Gatys's content features included) never pass."""
+    A photo anchor (``pixel_weight``: a pixel term against the photo itself) is left out: every
+    method, Gatys included, is scored by the terms Gatys optimizes (content, style, TV), whatever
+    else a network was trained with. For a strength-conditioned model, scored at its full strength
+    s = 1, the anchor weighed nothing anyway (1 - s in training: nst.training.conditions)."""
     loss, vgg = meta.get("loss"), meta.get("vgg")
     if not isinstance(loss, dict) or not loss.get("style_layers"):
         return None
     vgg = vgg if isinstance(vgg, dict) else {}
     settings = {"arch": vgg.get("arch", "vgg16"), "weights": vgg.get("weights", "auto"),
                 **{k: v for k, v in loss.items() if not str(k).startswith("_")}}
-    strength = meta.get("strength")
-    if isinstance(strength, dict) and strength.get("conditioned"):
-        settings.pop("pixel_weight", None)
+    settings.pop("pixel_weight", None)
     return settings
 
 

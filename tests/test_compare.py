@@ -11,7 +11,7 @@ from hydra import compose, initialize_config_dir
 
 import nst.cli
 from nst.cli.compare import counts
-from nst.compare import iterations_to_match, loss_settings, resolve_styles
+from nst.compare import build_loss, evaluate, iterations_to_match, loss_settings, resolve_styles
 from nst.errors import NSTError
 from nst.export import save_model
 from nst.image import load_image, save_image
@@ -120,11 +120,17 @@ def test_loss_settings_from_metadata():
     assert loss_settings({"style": ["x.jpg"]}) is None
 
 
-def test_a_strength_models_photo_anchor_is_left_out_of_its_scores():
+@pytest.mark.parametrize("strength", [None, {"conditioned": True, "range": [0.0, 1.0]}])
+def test_a_photo_anchor_is_left_out_of_the_scores(image, strength):
     anchored = {**META, "loss": {**META["loss"], "pixel_weight": 50.0}}
-    assert loss_settings(anchored)["pixel_weight"] == 50.0  # a plain model keeps its whole loss
-    strong = {**anchored, "strength": {"conditioned": True, "range": [0.0, 1.0]}}
-    assert "pixel_weight" not in loss_settings(strong)  # scored at s = 1, where it weighs 0
+    if strength:
+        anchored["strength"] = strength  # scored at s = 1, where it weighed 0 anyway
+    settings = loss_settings(anchored)
+    assert "pixel_weight" not in settings
+    loss = build_loss(settings)  # META's weights are random
+    loss.set_style([image])
+    scores = evaluate(loss, image, loss.content_targets(image))  # what raised "needs the target image"
+    assert set(scores) >= {"loss", "content", "style", "tv"}
 
 
 def test_iterations_to_match_counts_from_one():

@@ -61,6 +61,7 @@ def test_unknown_group_option_suggests_the_close_one():
     ["seed=1,2", "trainer=cpu,gpu"],        # sweeps: keys and every option are checked
     ["+my_new_key=1", "~samples"],          # adding and deleting on purpose pass through
     ["hydra.run.dir=/tmp/x", "style=[a.jpg,b.jpg]"],
+    ["experiment=quickstart", "data=folder", "data.root=/data/coco"],  # a mandatory ??? key, given
 ])
 def test_valid_overrides_pass(overrides):
     assert check(overrides, config_dir()).mode in ("train", "stylize")

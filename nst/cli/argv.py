@@ -69,7 +69,7 @@ def _exists(cfg: DictConfig, key: str) -> bool:
     node: object = cfg
     for part in key.split("."):
         if isinstance(node, DictConfig):
-            if part not in node:
+            if part not in node.keys():  # not `in node`: that is False for a mandatory ??? value
                 return False
             node = node._get_node(part)
         elif isinstance(node, ListConfig):

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -53,6 +54,8 @@ from nst.training import runlock
 with runlock.hold(sys.argv[1]):
     child = os.fork()  # as a DataLoader worker is forked
     if child == 0:
+        # fork() returns here only after the at-fork hooks ran in this child: say so
+        open(os.path.join(sys.argv[1], "child_running"), "w").close()
         time.sleep(60)
         os._exit(0)
     print(child, flush=True)
@@ -65,6 +68,11 @@ def test_a_killed_runs_forked_workers_do_not_keep_the_lock(tmp_path):
                             text=True)
     child = int(proc.stdout.readline())
     try:
+        # a child that has not run yet still holds the inherited descriptor (under load it may be
+        # scheduled after the parent's kill): wait until it runs, as a worker does
+        deadline = time.monotonic() + 30
+        while not (tmp_path / "child_running").exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
         proc.kill()
         proc.wait()
         os.kill(child, 0)  # the orphaned child still runs ...

@@ -1,4 +1,4 @@
-"""scripts/finetune_speed.py and scripts/strength_table.py on tiny inputs (the measurement logic)."""
+"""The measurement logic of scripts/finetune_speed.py, strength_table.py and flicker_table.py."""
 
 from __future__ import annotations
 
@@ -75,3 +75,42 @@ def test_strength_table_scores_every_strength_and_writes_a_strip(tmp_path, capsy
     assert all(r["content"] >= 0 and r["style"] > 0 and 0 < r["psnr"] < 100 for r in rows)
     assert rows[0]["style"] != rows[-1]["style"]  # the strength input changed the result
     assert (out / "strip.jpg").is_file()
+
+
+def _stylenet(tmp_path: Path, name: str, seed: int, tv_weight: float = 0.0, style_weight: float = 1.0):
+    torch.manual_seed(seed)
+    stripes = (torch.arange(48).view(1, 1, 1, 48) % 8 < 4).float().expand(1, 3, 48, 48)
+    save_image(stripes, tmp_path / "waves.png")
+    card = {"style": [str(tmp_path / "waves.png")], "style_size": 48,
+            "vgg": {"arch": "vgg16", "weights": "random"},
+            "loss": {"content_layers": {"relu2_2": 1.0}, "style_layers": {"relu1_2": 1.0, "relu2_2": 1.0},
+                     "content_weight": 1.0, "style_weight": style_weight, "tv_weight": tv_weight,
+                     "normalize": True}}
+    return save_model(tmp_path / f"{name}.safetensors", TransformerNet(8, 1).eval(), card)
+
+
+def test_flicker_table_gives_each_model_its_ratios_to_the_first_and_leaves_out_small_photos(tmp_path):
+    a, b = _stylenet(tmp_path, "a", 0), _stylenet(tmp_path, "b", 1, tv_weight=5.0)  # TV may differ
+    (tmp_path / "photos").mkdir()
+    save_image(torch.rand(1, 3, 40, 80), tmp_path / "photos" / "wide.png")
+    save_image(torch.rand(1, 3, 40, 30), tmp_path / "photos" / "narrow.png")  # no room for the pan
+    out = tmp_path / "out"
+    assert _script("flicker_table").main([str(a), str(b), "--photos", str(tmp_path / "photos"),
+                                          "--out", str(out), "--frames", "4", "--width", "32",
+                                          "--height", "24", "--threads", "1"]) == 0
+    report = json.loads((out / "results.json").read_text())
+    assert [Path(p).name for p in report["photos"]] == ["wide.png"]
+    first, second = report["rows"]
+    assert first["warping_error"] == {"geomean": 1.0, "min": 1.0, "max": 1.0}
+    raw = report["per_photo"][report["photos"][0]]
+    assert abs(second["style"]["geomean"] - raw[1]["style"] / raw[0]["style"]) < 1e-9
+    assert second["warping_error"]["geomean"] != 1.0  # two different networks
+    assert "| " + str(b.resolve()) + " |" in (out / "results.md").read_text()
+
+
+def test_flicker_table_refuses_models_scored_by_different_style_losses(tmp_path, capsys):
+    a, b = _stylenet(tmp_path, "a", 0), _stylenet(tmp_path, "b", 1, style_weight=2.0)
+    save_image(torch.rand(1, 3, 40, 80), tmp_path / "p.png")
+    assert _script("flicker_table").main([str(a), str(b), "--photos", str(tmp_path / "p.png"),
+                                          "--out", str(tmp_path / "out")]) == 2
+    assert "not the same measure" in capsys.readouterr().err and not (tmp_path / "out").exists()

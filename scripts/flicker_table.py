@@ -10,9 +10,10 @@ as ratios to the first model's, with the lowest and highest ratio. Writes ``resu
     python scripts/flicker_table.py --out DIR --photos ../shared/data/content \\
         plain.safetensors stable_a.safetensors stable_b.safetensors
 
-The style and content terms are each model's own loss terms (nst mode=flicker): rows compare only
-when the models share their content and style layers and weights (a different TV weight is
-fine: TV is a term of its own); the script refuses models that do not.
+The style and content terms are each model's own loss terms (nst mode=flicker) divided by that
+model's style and content weights, so a network trained with another style weight is scored by
+the same measure; rows compare only when the models share their content and style layers (and
+VGG), and the script refuses models that do not. TV is a term of its own and may differ.
 """
 
 from __future__ import annotations
@@ -31,14 +32,23 @@ from nst.files import atomic_write_text, ensure_folder  # noqa: E402
 from nst.image import list_images  # noqa: E402
 from nst.modelfile import read_meta  # noqa: E402
 
-# what must match for two models' style and content terms to be the same measure
-YARDSTICK = ("arch", "weights", "content_layers", "style_layers", "content_weight", "style_weight",
-             "normalize")
+# what must match for two models' unweighted style and content terms to be the same measure
+YARDSTICK = ("arch", "weights", "content_layers", "style_layers", "normalize")
 
 
 def yardstick(path: Path) -> dict:
     settings = loss_settings(read_meta(path)) or {}
     return {k: settings.get(k) for k in YARDSTICK}
+
+
+def unweighted(row: dict, path: Path) -> dict:
+    """A nst mode=flicker row with its style and content terms divided by the model's own weights."""
+    settings = loss_settings(read_meta(path)) or {}
+    row = dict(row)
+    for term in ("style", "content"):
+        if term in row:
+            row[term] = row[term] / float(settings.get(f"{term}_weight", 1.0))
+    return row
 
 
 def geomean(values: list[float]) -> float:
@@ -110,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{photo}: nst mode=flicker failed (exit {done.returncode}):\n{done.stderr[-2000:]}",
                   file=sys.stderr)
             return done.returncode
-        per_photo[photo] = json.loads((folder / "results.json").read_text())["rows"]
+        rows_ = json.loads((folder / "results.json").read_text())["rows"]
+        per_photo[photo] = [unweighted(r, Path(m)) for r, m in zip(rows_, models, strict=True)]
         print(f"{Path(photo).name}: " + ", ".join(
             f"{r['warping_error'] / per_photo[photo][0]['warping_error']:.3f}/"
             f"{r.get('style', 1) / per_photo[photo][0].get('style', 1):.3f}" for r in per_photo[photo][1:]),

@@ -77,13 +77,15 @@ def test_strength_table_scores_every_strength_and_writes_a_strip(tmp_path, capsy
     assert (out / "strip.jpg").is_file()
 
 
-def _stylenet(tmp_path: Path, name: str, seed: int, tv_weight: float = 0.0, style_weight: float = 1.0):
+def _stylenet(tmp_path: Path, name: str, seed: int, tv_weight: float = 0.0, style_weight: float = 1.0,
+              layers: dict | None = None):
     torch.manual_seed(seed)
     stripes = (torch.arange(48).view(1, 1, 1, 48) % 8 < 4).float().expand(1, 3, 48, 48)
     save_image(stripes, tmp_path / "waves.png")
     card = {"style": [str(tmp_path / "waves.png")], "style_size": 48,
             "vgg": {"arch": "vgg16", "weights": "random"},
-            "loss": {"content_layers": {"relu2_2": 1.0}, "style_layers": {"relu1_2": 1.0, "relu2_2": 1.0},
+            "loss": {"content_layers": {"relu2_2": 1.0},
+                     "style_layers": layers or {"relu1_2": 1.0, "relu2_2": 1.0},
                      "content_weight": 1.0, "style_weight": style_weight, "tv_weight": tv_weight,
                      "normalize": True}}
     return save_model(tmp_path / f"{name}.safetensors", TransformerNet(8, 1).eval(), card)
@@ -108,8 +110,19 @@ def test_flicker_table_gives_each_model_its_ratios_to_the_first_and_leaves_out_s
     assert "| " + str(b.resolve()) + " |" in (out / "results.md").read_text()
 
 
+def test_flicker_table_scores_the_style_term_without_the_models_own_style_weight(tmp_path):
+    a, b = _stylenet(tmp_path, "a", 0), _stylenet(tmp_path, "b", 0, style_weight=2.0)  # the same network
+    save_image(torch.rand(1, 3, 40, 80), tmp_path / "p.png")
+    assert _script("flicker_table").main([str(a), str(b), "--photos", str(tmp_path / "p.png"), "--out",
+                                          str(tmp_path / "out"), "--frames", "4", "--width", "32",
+                                          "--height", "24", "--threads", "1"]) == 0
+    second = json.loads((tmp_path / "out" / "results.json").read_text())["rows"][1]
+    assert abs(second["style"]["geomean"] - 1.0) < 1e-6 and abs(second["warping_error"]["geomean"] - 1) < 1e-6
+
+
 def test_flicker_table_refuses_models_scored_by_different_style_losses(tmp_path, capsys):
-    a, b = _stylenet(tmp_path, "a", 0), _stylenet(tmp_path, "b", 1, style_weight=2.0)
+    a = _stylenet(tmp_path, "a", 0)
+    b = _stylenet(tmp_path, "b", 1, layers={"relu1_2": 1.0})
     save_image(torch.rand(1, 3, 40, 80), tmp_path / "p.png")
     assert _script("flicker_table").main([str(a), str(b), "--photos", str(tmp_path / "p.png"),
                                           "--out", str(tmp_path / "out")]) == 2

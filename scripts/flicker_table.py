@@ -93,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--height", type=int, default=320)
     p.add_argument("--loss-every", type=int, default=2)
     p.add_argument("--threads", default="2")
+    p.add_argument("--limit", type=int, default=None, help="the first N photos of the folder (sorted)")
     args = p.parse_args(argv)
     models = [str(Path(m).resolve()) for m in args.models]
     reference = yardstick(Path(models[0]))
@@ -102,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
                   "the same measure", file=sys.stderr)
             return 2
     source = Path(args.photos)
-    photos = [str(x) for x in (list_images(source) if source.is_dir() else [source])]
+    photos = [str(x) for x in (list_images(source) if source.is_dir() else [source])][:args.limit]
     need = (args.width + (args.frames - 1) * args.step, args.height)
     out = ensure_folder(Path(args.out))
     per_photo: dict[str, list[dict]] = {}

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -36,23 +36,17 @@ from nst.modelfile import read_meta  # noqa: E402
 YARDSTICK = ("arch", "weights", "content_layers", "style_layers", "normalize")
 
 
-def yardstick(path: Path) -> dict:
-    settings = loss_settings(read_meta(path)) or {}
+def yardstick(settings: dict) -> dict:
     return {k: settings.get(k) for k in YARDSTICK}
 
 
-def unweighted(row: dict, path: Path) -> dict:
+def unweighted(row: dict, settings: dict) -> dict:
     """A nst mode=flicker row with its style and content terms divided by the model's own weights."""
-    settings = loss_settings(read_meta(path)) or {}
     row = dict(row)
     for term in ("style", "content"):
         if term in row:
             row[term] = row[term] / float(settings.get(f"{term}_weight", 1.0))
     return row
-
-
-def geomean(values: list[float]) -> float:
-    return math.exp(sum(math.log(v) for v in values) / len(values))
 
 
 def summarize(models: list[str], per_photo: dict[str, list[dict]]) -> list[dict]:
@@ -64,7 +58,7 @@ def summarize(models: list[str], per_photo: dict[str, list[dict]]) -> list[dict]
             if any(key not in r[0] for r in per_photo.values()):
                 continue  # a model without loss settings: flicker only
             ratios = [rows_[i][key] / rows_[0][key] for rows_ in per_photo.values()]
-            row[key] = {"geomean": geomean(ratios), "min": min(ratios), "max": max(ratios)}
+            row[key] = {"geomean": statistics.geometric_mean(ratios), "min": min(ratios), "max": max(ratios)}
         rows.append(row)
     return rows
 
@@ -96,9 +90,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--limit", type=int, default=None, help="the first N photos of the folder (sorted)")
     args = p.parse_args(argv)
     models = [str(Path(m).resolve()) for m in args.models]
-    reference = yardstick(Path(models[0]))
-    for m in models[1:]:
-        if yardstick(Path(m)) != reference:
+    # each model's loss, read once: the yardstick check, and the weights divided out of every row
+    settings = [loss_settings(read_meta(m)) or {} for m in models]
+    for m, own in zip(models[1:], settings[1:]):
+        if yardstick(own) != yardstick(settings[0]):
             print(f"{m}: its content or style loss differs from {models[0]}'s, so its terms are not "
                   "the same measure", file=sys.stderr)
             return 2
@@ -122,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr)
             return done.returncode
         rows_ = json.loads((folder / "results.json").read_text())["rows"]
-        per_photo[photo] = [unweighted(r, Path(m)) for r, m in zip(rows_, models, strict=True)]
+        per_photo[photo] = [unweighted(r, own) for r, own in zip(rows_, settings, strict=True)]
         print(f"{Path(photo).name}: " + ", ".join(
             f"{r['warping_error'] / per_photo[photo][0]['warping_error']:.3f}/"
             f"{r.get('style', 1) / per_photo[photo][0].get('style', 1):.3f}" for r in per_photo[photo][1:]),

@@ -1,4 +1,5 @@
-"""Shared fixtures: tiny images, a random-weight VGG, and the real data folder when it is there."""
+"""Shared fixtures: tiny images, a random-weight VGG, and the real data folder when it is there;
+float32_atol, the tolerance between two float32 runs of a network that take different kernels."""
 
 from __future__ import annotations
 
@@ -7,9 +8,32 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
+EPS32 = torch.finfo(torch.float32).eps
+
+
+def float32_atol(net: torch.nn.Module, *inputs, ulps: float = 8.0, **kwargs) -> float:
+    """An absolute tolerance between two float32 runs of ``net(*inputs, **kwargs)`` that take different
+    kernels (folded vs unfolded weights, fused vs composite norms, batched vs single): ``ulps`` float32
+    epsilons of the largest sum its last conv forms, max(|W| * |input| + |bias|), since kernels sum in
+    an order that differs between x86 CPUs (oneDNN's blocking, AMX) and the instance norms keep the
+    layers' rounding errors relative, so outputs agree only to a few roundings of those sums."""
+    convs = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+    seen: list[torch.Tensor] = []
+    hook = convs[-1].register_forward_hook(lambda m, args, out: seen.append(args[0]))
+    try:
+        with torch.no_grad():
+            net(*inputs, **kwargs)
+    finally:
+        hook.remove()
+    conv = convs[-1]
+    bias = None if conv.bias is None else conv.bias.detach().double().abs()
+    sums = F.conv2d(seen[-1].detach().double().abs(), conv.weight.detach().double().abs(), bias,
+                    conv.stride, conv.padding, conv.dilation, conv.groups)
+    return ulps * EPS32 * float(sums.max())
 
 
 @pytest.fixture(autouse=True)

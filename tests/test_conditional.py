@@ -10,6 +10,7 @@ from nst.errors import NSTError
 from nst.networks.conditional import adopt, freeze_for_norm_finetune
 from nst.networks.transformer import TransformerNet
 from nst.styles import mix_for, pick
+from tests.conftest import float32_atol
 
 
 def _varied(net: TransformerNet, seed: int = 0) -> TransformerNet:
@@ -35,7 +36,8 @@ def test_conditional_in_with_one_style_equals_plain_in():
     x = torch.rand(2, 3, 21, 27)
     for k in range(3):
         mix = torch.nn.functional.one_hot(torch.tensor(k), 3).float()
-        torch.testing.assert_close(one(x, style=mix), plain(x), rtol=0, atol=5e-5)  # fused vs composite
+        # fused vs composite norms: equal up to float32 rounding
+        torch.testing.assert_close(one(x, style=mix), plain(x), rtol=0, atol=float32_atol(plain, x))
 
 
 def test_a_one_hot_mix_is_that_style_and_styles_differ(multi):
@@ -43,7 +45,7 @@ def test_a_one_hot_mix_is_that_style_and_styles_differ(multi):
     outs = [multi(x, style=torch.eye(3)[k]) for k in range(3)]
     for k in range(3):
         rows = multi.specialize(torch.eye(3)[k])  # that style's rows alone, in a plain network
-        torch.testing.assert_close(outs[k], rows(x), rtol=0, atol=5e-5)
+        torch.testing.assert_close(outs[k], rows(x), rtol=0, atol=float32_atol(rows, x))  # folded vs not
     assert (outs[0] - outs[1]).abs().max() > 1e-3
 
 
@@ -62,14 +64,16 @@ def test_specialize_computes_the_same_function(multi):
     plain = multi.specialize(mix)
     assert not plain.conditional
     assert plain.config == {k: v for k, v in multi.config.items() if k != "num_styles"}
-    torch.testing.assert_close(plain(x), multi(x, style=mix), rtol=0, atol=5e-5)
+    torch.testing.assert_close(plain(x), multi(x, style=mix), rtol=0, atol=float32_atol(plain, x))  # folded
 
 
 def test_each_sample_gets_its_own_style(multi):
     x = torch.rand(1, 3, 20, 20).expand(2, -1, -1, -1)
     both = multi(x, style=torch.eye(3)[:2])
-    torch.testing.assert_close(both[:1], multi(x[:1], style=torch.eye(3)[0]), rtol=0, atol=5e-5)
-    torch.testing.assert_close(both[1:], multi(x[:1], style=torch.eye(3)[1]), rtol=0, atol=5e-5)
+    for k in range(2):  # a batch of two vs one sample: other kernels, equal up to float32 rounding
+        style = torch.eye(3)[k]
+        torch.testing.assert_close(both[k:k + 1], multi(x[:1], style=style), rtol=0,
+                                   atol=float32_atol(multi, x[:1], style=style))
 
 
 def test_a_style_costs_about_a_fifth_of_a_percent_of_parameters():
@@ -95,7 +99,8 @@ def test_an_untrained_strength_input_changes_nothing():
     adopt(net, plain)
     x = torch.rand(1, 3, 16, 16)
     for s in (0.0, 0.5, 1.0):
-        torch.testing.assert_close(net(x, strength=torch.tensor([s])), plain(x), rtol=0, atol=5e-5)
+        torch.testing.assert_close(net(x, strength=torch.tensor([s])), plain(x), rtol=0,
+                                   atol=float32_atol(plain, x))  # composite vs fused norms
 
 
 def _gated() -> TransformerNet:
@@ -122,7 +127,8 @@ def test_specialize_folds_the_photo_gate(s):
     net, x = _gated(), torch.rand(2, 3, 18, 21)
     plain = net.specialize(strength=s)
     assert not plain.conditional and plain.head_input
-    torch.testing.assert_close(plain(x), net(x, strength=torch.tensor([s])), rtol=0, atol=5e-5)
+    torch.testing.assert_close(plain(x), net(x, strength=torch.tensor([s])), rtol=0,
+                               atol=float32_atol(plain, x))  # folded vs unfolded: up to float32 rounding
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated")
@@ -198,7 +204,8 @@ def test_adopting_a_network_without_head_input_keeps_its_function():
     target = TransformerNet(8, 1, head_input=True, strength_input=True).eval()
     adopt(target, source)
     x = torch.rand(2, 3, 20, 24)
-    torch.testing.assert_close(target(x), source(x), atol=1e-6, rtol=0)
+    # composite norms and a wider output conv vs the source's: equal up to float32 rounding
+    torch.testing.assert_close(target(x), source(x), atol=float32_atol(source, x), rtol=0)
     assert target.head[1].weight[:, 8:].abs().sum() == 0  # the photo's channels start at zero
     with pytest.raises(ValueError, match="does not fit"):
         adopt(TransformerNet(8, 1), target)

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from nst.networks.transformer import InstanceNorm, TransformerNet, instance_norm
+from tests.conftest import float32_atol
 
 
 @pytest.fixture
@@ -53,7 +54,8 @@ def test_shared_stats_from_the_same_image_reproduce_the_normal_path(net):
     x = torch.rand(2, 3, 37, 29)
     stats = net.capture_norm_stats(x)
     assert len(stats) == net.num_norms
-    torch.testing.assert_close(net(x, norm_stats=stats), net(x), rtol=0, atol=1e-6)
+    # the composite norm with given stats vs torch's fused one: equal up to float32 rounding
+    torch.testing.assert_close(net(x, norm_stats=stats), net(x), rtol=0, atol=float32_atol(net, x))
 
 
 def test_the_fused_norm_path_has_the_composite_paths_values_and_gradients(net):
@@ -62,7 +64,7 @@ def test_the_fused_norm_path_has_the_composite_paths_values_and_gradients(net):
     x = torch.rand(2, 3, 36, 28)
     fused = net(x)
     composite = net._run(x, None, True)[0]
-    torch.testing.assert_close(fused, composite, rtol=0, atol=1e-6)
+    torch.testing.assert_close(fused, composite, rtol=0, atol=float32_atol(net, x))  # up to float32 rounding
     grads = []
     for y in (fused, composite):
         net.zero_grad()
@@ -112,7 +114,8 @@ def test_stats_of_one_image_broadcast_over_a_batch_of_tiles(net):
     batched = net(tiles, norm_stats=stats)
     one = net(tiles[1:], norm_stats=stats)
     assert batched.shape == tiles.shape
-    torch.testing.assert_close(batched[1:], one, rtol=0, atol=1e-6)
+    # a batch of two vs one tile: other kernels, equal up to float32 rounding
+    torch.testing.assert_close(batched[1:], one, rtol=0, atol=float32_atol(net, tiles[1:], norm_stats=stats))
 
 
 def test_wrong_number_of_stats_is_refused(net):

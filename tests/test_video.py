@@ -22,6 +22,7 @@ from nst.stylize import Stylizer
 
 av = pytest.importorskip("av")
 from nst.video import frame_step, is_video, iter_frames, probe, process_video, write_frames  # noqa: E402
+from tests.conftest import float32_atol  # noqa: E402
 
 
 def frames_of(path: Path) -> list:
@@ -199,23 +200,29 @@ def test_without_pyav_the_error_says_how_to_install_it(tmp_path, clip, monkeypat
 
 def test_clip_statistics_are_the_first_frames_for_every_frame():
     torch.manual_seed(0)
-    stylizer = Stylizer(TransformerNet(channels=8, num_residual=1).eval(), backend="torch")
+    net = TransformerNet(channels=8, num_residual=1).eval()
+    stylizer = Stylizer(net, backend="torch")
     x = torch.rand(5, 3, 24, 24)
     step = frame_step(stylizer, "clip")
     first, rest = step(x[:2]), step(x[2:])  # the statistics persist across batches of one clip
     stats = stylizer.capture_stats(x[:1])
     expect = torch.cat([stylizer.stylize_tensor(x[i:i + 1], stats=stats) for i in range(5)])
-    torch.testing.assert_close(torch.cat([first, rest]), expect)
+    # batches of two and three frames vs one: other kernels, equal up to float32 rounding
+    torch.testing.assert_close(torch.cat([first, rest]), expect, rtol=0,
+                               atol=float32_atol(net, x, norm_stats=stats))
     assert not torch.allclose(expect[3], stylizer.stylize_tensor(x[3:4])[0])  # not the frame's own
 
 
 def test_scene_statistics_are_recaptured_at_a_cut():
     torch.manual_seed(0)
-    stylizer = Stylizer(TransformerNet(channels=8, num_residual=1).eval(), backend="torch")
+    net = TransformerNet(channels=8, num_residual=1).eval()
+    stylizer = Stylizer(net, backend="torch")
     dark, bright = torch.rand(2, 3, 24, 24) * 0.2, 0.8 + torch.rand(2, 3, 24, 24) * 0.2
     out = frame_step(stylizer, "scene")(torch.cat([dark, bright]))
-    cut = stylizer.stylize_tensor(bright, stats=stylizer.capture_stats(bright[:1]))
-    torch.testing.assert_close(out[2:], cut)
+    stats = stylizer.capture_stats(bright[:1])
+    cut = stylizer.stylize_tensor(bright, stats=stats)
+    # the clip's frames in other batches than the cut's two: equal up to float32 rounding
+    torch.testing.assert_close(out[2:], cut, rtol=0, atol=float32_atol(net, bright, norm_stats=stats))
 
 
 def test_a_bad_video_stats_choice_gets_its_line():

@@ -14,6 +14,12 @@ of ``repeats`` passes after one warm-up, host to device and back included; Gatys
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import io
+import json
+import logging
+import math
 import statistics
 import time
 from collections.abc import Sequence
@@ -27,6 +33,7 @@ from torch import Tensor
 
 from nst.assets import ROOT as ASSETS
 from nst.errors import NSTError
+from nst.files import atomic_write_bytes, ensure_folder
 from nst.gatys import optimize
 from nst.image import load_image
 from nst.perceptual.build import build_loss as perceptual_loss
@@ -34,6 +41,7 @@ from nst.perceptual.losses import PerceptualLoss
 from nst.stylize import Stylizer
 
 TERMS = ("loss", "content", "style", "tv")
+log = logging.getLogger("nst")
 
 
 def loss_settings(meta: dict[str, Any]) -> dict[str, Any] | None:
@@ -124,8 +132,8 @@ def network_run(stylizer: Stylizer, content: Tensor, repeats: int = 3) -> tuple[
 
 
 class Snapshots(pl.Callback):
-    """Copies the image and the seconds since the optimization started at each count in ``counts``
-    (the copying itself is not counted)."""
+    """Copies the best image so far (nst.gatys.GatysModule.best_image) and the seconds since the
+    optimization started at each count in ``counts`` (the copying itself is not counted)."""
 
     def __init__(self, counts: Sequence[int]):
         self.counts = set(counts)
@@ -144,7 +152,7 @@ class Snapshots(pl.Callback):
             _sync(module.device)
             now = time.perf_counter()
             self.seconds[step] = now - self._start - self._paused
-            self.images[step] = module.image.detach().float().cpu().clone()
+            self.images[step] = module.best_image().detach().float().cpu().clone()
             self._paused += time.perf_counter() - now
 
 
@@ -157,22 +165,94 @@ class GatysRuns:
     history: list[float]
 
 
+def run_key(content: Tensor, loss: PerceptualLoss, counts: Sequence[int], **settings: Any) -> str:
+    """A digest of everything a Gatys run depends on: the photo's pixels, the loss's weights and
+    style targets (which carry the VGG weights and the painting), the counts and the optimizer's
+    settings (``settings``, by their repr). Not the network: its runs are the same for every model."""
+    h = hashlib.sha256()
+    h.update(content.detach().float().cpu().contiguous().numpy().tobytes())
+    for name, buf in sorted(loss.named_buffers()):
+        if name.startswith("style_"):
+            h.update(name.encode() + buf.detach().float().cpu().contiguous().numpy().tobytes())
+    described = {"content": loss.content_layers, "style": loss.style_layers, "weights": [
+        loss.content_weight, loss.style_weight, loss.tv_weight], "normalize": loss.normalize,
+        "counts": sorted(counts), "torch": torch.__version__,
+        **{k: _describe(v) for k, v in sorted(settings.items())}}
+    h.update(json.dumps(described, sort_keys=True, default=str).encode())
+    return h.hexdigest()[:32]
+
+
+def _describe(value: Any) -> Any:
+    """A settings value as text that stays the same across processes (no object addresses)."""
+    if isinstance(value, functools.partial):
+        return [_describe(value.func), _describe(value.args), _describe(value.keywords)]
+    if isinstance(value, dict):
+        return {str(k): _describe(v) for k, v in sorted(value.items())}
+    if isinstance(value, type) or callable(value):
+        return f"{getattr(value, '__module__', '')}.{getattr(value, '__qualname__', value)}"
+    return value
+
+
 def gatys_runs(content: Tensor, loss: PerceptualLoss, counts: Sequence[int], *, init: str = "content",
-               seed: int = 0, trainer_kwargs: dict | None = None, **optimizer: Any) -> GatysRuns:
+               seed: int = 0, trainer_kwargs: dict | None = None, cache: str | Path | None = None,
+               **optimizer: Any) -> GatysRuns:
     """One optimization to ``max(counts)`` iterations with a snapshot at every count. ``optimizer``:
     :func:`nst.gatys.optimize`'s ``module=`` (the config's model) or ``optimizer=``, ``lr=``,
-    ``channels_last=``..."""
+    ``channels_last=``... ``cache``: a folder where finished runs are kept by :func:`run_key` and
+    reused (comparing many networks on the same photos runs Gatys once)."""
+    path = None
+    if cache is not None:
+        key = run_key(content, loss, counts, init=init, seed=seed, trainer=trainer_kwargs or {}, **optimizer)
+        path = Path(cache).expanduser() / f"{key}.pt"
+        if path.is_file():
+            try:
+                saved = torch.load(path, weights_only=True)
+                return GatysRuns({int(c): t for c, t in saved["images"].items()},
+                                 {int(c): float(t) for c, t in saved["seconds"].items()},
+                                 [float(v) for v in saved["history"]])
+            except Exception as e:  # noqa: BLE001  (a damaged cache entry is run again)
+                log.warning("%s: unreadable cached Gatys run (%s); running it again", path, e)
     snaps = Snapshots(counts)
     result = optimize(content, loss, iterations=max(counts), init=init, seed=seed,
                       trainer_kwargs=trainer_kwargs, callbacks=[snaps], **optimizer)
-    return GatysRuns(snaps.images, snaps.seconds, [h["loss"] for h in result.history])
+    runs = GatysRuns(snaps.images, snaps.seconds, [h["loss"] for h in result.history])
+    if path is not None:
+        buffer = io.BytesIO()
+        torch.save({"images": {str(c): t for c, t in runs.images.items()},
+                    "seconds": {str(c): t for c, t in runs.seconds.items()}, "history": runs.history}, buffer)
+        ensure_folder(path.parent)
+        atomic_write_bytes(path, buffer.getvalue())
+    return runs
 
 
-def iterations_to_match(history: Sequence[float], final: float, target: float) -> int | None:
-    """The first iteration count whose image has a total loss <= ``target`` (history[k] is the loss
-    after k iterations; ``final`` after all of them), or None when the run never got there."""
-    curve = [*history[1:], final]
-    return next((k for k, value in enumerate(curve, start=1) if value <= target), None)
+def best_curve(history: Sequence[float], final: float) -> list[float]:
+    """The lowest loss reached within k iterations, k = 0..len(history) (history[k] is the loss
+    after k iterations, ``final`` after all of them): the curve of the best iterate, never rising."""
+    curve, best = [], float("inf")
+    for value in [*history, final]:
+        best = min(best, value)
+        curve.append(best)
+    return curve
+
+
+def iterations_to_match(curve: Sequence[float], target: float) -> float | None:
+    """The iterations Gatys needs to reach a total loss of ``target`` on a never-rising ``curve``
+    (curve[k]: the loss after k iterations), interpolated linearly between the two iterations
+    around it ("the network matches Gatys at N", Johnson et al. 2016 Fig. 5); None when the run
+    never got there, 0 when its start was already as good."""
+    for k, value in enumerate(curve):
+        if value <= target:
+            if k == 0:
+                return 0.0
+            before = curve[k - 1]
+            return k - 1 + (before - target) / (before - value)
+    return None
+
+
+def mean_curve(curves: Sequence[Sequence[float]]) -> list[float]:
+    """The mean of several photos' curves, iteration by iteration (over the shortest)."""
+    length = min(len(c) for c in curves)
+    return [statistics.fmean(c[k] for c in curves) for k in range(length)]
 
 
 def average(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -186,6 +266,15 @@ def average(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     for key in ("match_iterations", "match_seconds"):
         values = [r.get(key) for r in rows]
         out[key] = statistics.fmean(values) if None not in values else None
+    # The median over photos; one Gatys never matched counts as above every matched one.
+    ranked = sorted(math.inf if r.get("match_iterations") is None else r["match_iterations"] for r in rows)
+    mid = len(ranked) // 2
+    median = ranked[mid] if len(ranked) % 2 else (ranked[mid - 1] + ranked[mid]) / 2
+    out["match_median"] = None if math.isinf(median) else median
+    curves = [r["curve"] for r in rows if r.get("curve")]
+    if len(curves) == len(rows):
+        # The mean network loss against the mean Gatys curve: Johnson et al.'s averaged comparison.
+        out["match_mean_loss"] = iterations_to_match(mean_curve(curves), out["network"]["loss"])
     return out
 
 
@@ -205,9 +294,10 @@ def compare_photo(stylizer: Stylizer, loss: PerceptualLoss, content: Tensor, cou
     net_terms = {**evaluate(loss, image, targets), "seconds": seconds}
     scored = {str(c): {**evaluate(loss, runs.images[c], targets), "seconds": runs.seconds[c]} for c in counts}
     last = counts[-1]
-    match = iterations_to_match(runs.history, scored[str(last)]["loss"], net_terms["loss"])
-    # Seconds to the match, estimated: every iteration costs the same (one VGG forward/backward).
+    curve = best_curve(runs.history, scored[str(last)]["loss"])
+    match = iterations_to_match(curve, net_terms["loss"])
+    # Seconds to the match, estimated: every iteration costs about the same (one VGG forward/backward).
     match_s = None if match is None else runs.seconds[last] * match / last
     row = {"height": content.shape[-2], "width": content.shape[-1], "network": net_terms, "gatys": scored,
-           "match_iterations": match, "match_seconds": match_s}
+           "match_iterations": match, "match_seconds": match_s, "curve": curve}
     return row, image, runs

@@ -5,13 +5,22 @@ the same as for training. One trainer step is one optimizer step:
 
 - Adam: one step = one VGG forward/backward.
 - L-BFGS: one step = one L-BFGS iteration (``max_iter=1``; its memory persists between
-  steps). Without a line search that is exactly one forward/backward, as in Gatys et al.'s and
-  Johnson's neural-style L-BFGS; with ``line_search="strong_wolfe"`` every iteration decreases the
-  loss but costs at least two (the start point is re-evaluated at the next step, as torch's
-  L-BFGS does not carry it over between ``step`` calls).
+  steps). Without a line search that is one forward/backward, as in Gatys et al.'s and Johnson's
+  neural-style L-BFGS, and nothing stops a step that raises the loss: from noise such a run can
+  blow up after hundreds of good iterations. With ``line_search="strong_wolfe"`` (the config's
+  default) every iteration decreases the loss. torch's L-BFGS re-evaluates the start point of
+  every ``step`` call; the module answers that evaluation from the line search's last one (same
+  pixels, same loss and gradient), so an iteration whose first trial is accepted still costs one
+  forward/backward.
 
-Departure from the paper: after every step the pixels are clamped to [0, 1] (the paper optimizes
-unconstrained and clips when saving), so VGG never sees colours the saved image cannot have.
+The module keeps the best iterate: the image returned (and a snapshot's ``best_image``) is the
+one with the lowest loss seen, so the reference never goes backwards whatever the optimizer does.
+
+Departure from the paper: VGG never sees colours the saved image cannot have (the paper optimizes
+unconstrained and clips when saving). Adam's pixels are clamped to [0, 1] after every step
+(projected gradient descent). L-BFGS's are not: the loss sees them clamped instead (a pixel past
+a bound counts as at it). A clamp between L-BFGS steps would move the image off the step L-BFGS
+took, corrupt its curvature pairs and blow runs up after hundreds of iterations.
 """
 
 from __future__ import annotations
@@ -114,6 +123,13 @@ class GatysModule(pl.LightningModule):
         self.image = nn.Parameter(init.detach().float().clone().contiguous())
         self._targets: dict[str, Tensor] | None = None
         self._last: dict[str, Tensor] = {}
+        # (pixels, gradient, terms) of the latest evaluation: the next step's first evaluation of
+        # the same pixels is answered from it (see the module doc)
+        self._seen: tuple[Tensor, Tensor, dict[str, Tensor]] | None = None
+        self._pending: dict[str, Tensor] = {}
+        self._best_loss: Tensor | None = None
+        self._best_image: Tensor | None = None
+        self._clamp_in_loss = is_lbfgs(optimizer)  # see the module doc
         self.history: list[dict[str, Tensor]] = []
         self.final: dict[str, Tensor] = {}
 
@@ -123,14 +139,47 @@ class GatysModule(pl.LightningModule):
     def on_train_batch_start(self, batch, batch_idx: int) -> None:
         self._last = {}
 
+    def _pixels(self) -> Tensor:
+        """The image the loss sees: in [0, 1]."""
+        return self.image.clamp(0.0, 1.0) if self._clamp_in_loss else self.image
+
+    def _evaluate(self) -> dict[str, Tensor]:
+        """The loss terms of the current image; a repeat of the latest evaluation's pixels gets its
+        terms and a loss whose gradient is that evaluation's (no VGG pass)."""
+        seen = self._seen
+        if seen is not None and torch.equal(seen[0], self.image.detach()):
+            grad, terms = seen[1], seen[2]
+            linear = (self.image * grad).sum()
+            return {**terms, "loss": linear - linear.detach() + terms["loss"]}
+        return self.loss(self._input(self._pixels()), self._targets)
+
+    def _remember(self, loss: Tensor) -> None:
+        """Keep the image if its loss is the lowest so far (on the device: no host sync)."""
+        loss, image = loss.detach().float(), self._pixels().detach()
+        if self._best_image is None:
+            self._best_loss, self._best_image = loss.clone(), image.clone()
+            return
+        better = loss < self._best_loss
+        self._best_loss = torch.where(better, loss, self._best_loss)
+        self._best_image = torch.where(better, image, self._best_image)
+
+    @torch.no_grad()
+    def best_image(self) -> Tensor:
+        """The iterate with the lowest loss so far, the current image included (one more forward
+        when the current image has not been evaluated yet)."""
+        self._remember(self._evaluate()["loss"])
+        return self._best_image
+
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         if self._targets is None:  # once: the content never changes during a run
             self._targets = self.loss.content_targets(self._input(batch["content"]))
-        out = self.loss(self._input(self.image), self._targets)
+        out = self._evaluate()
+        self._pending = {k: v.detach() for k, v in out.items()}
         if not self._last:
             # The step's first evaluation (the image before the update) is the one logged: a line
             # search evaluates trial points after it, which are not iterates.
-            self._last = {k: v.detach() for k, v in out.items()}
+            self._last = dict(self._pending)
+            self._remember(out["loss"])
             prefix = self.hparams.log_prefix
             self.log_dict({f"{prefix}/{k}": v for k, v in self._last.items()}, on_step=True, on_epoch=False,
                           batch_size=1)
@@ -138,19 +187,32 @@ class GatysModule(pl.LightningModule):
                           on_step=True, on_epoch=False, batch_size=1)
         return out["loss"]
 
+    def on_after_backward(self) -> None:
+        if self.image.grad is not None:
+            self._seen = (self.image.detach().clone(), self.image.grad.detach().clone(), self._pending)
+
     def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
         self.history.append(self._last)  # device tensors: no host sync per step
 
     def optimizer_step(self, *args, **kwargs) -> None:
         super().optimizer_step(*args, **kwargs)
-        with torch.no_grad():
-            self.image.clamp_(0.0, 1.0)
+        if not self._clamp_in_loss:
+            with torch.no_grad():
+                self.image.clamp_(0.0, 1.0)
 
     @torch.no_grad()
     def on_train_end(self) -> None:
-        # The terms of the image actually returned (one more forward, float32, no autocast).
-        if self._targets is not None:
-            self.final = {k: v.detach() for k, v in self.loss(self._input(self.image), self._targets).items()}
+        # The best iterate is the result, with its terms (one more forward at most, unless it is
+        # an earlier iterate: then one for the last image and one for it).
+        if self._targets is None:
+            return
+        out = self._evaluate()
+        self._remember(out["loss"])
+        if not torch.equal(self._best_image, self._pixels().detach()):
+            out = self.loss(self._input(self._best_image), self._targets)
+        self.image.copy_(self._best_image)
+        self._seen = None
+        self.final = {k: v.detach() for k, v in out.items()}
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         opt = self._optimizer([self.image])
@@ -178,7 +240,7 @@ class SaveEvery(pl.Callback):
                            batch_idx: int) -> None:
         step = trainer.global_step
         if self.every > 0 and step % self.every == 0 and trainer.is_global_zero:
-            img = module.image.detach().float().cpu().clamp(0, 1)
+            img = module._pixels().detach().float().cpu()
             save_image(self.transform(img) if self.transform else img,
                        self.folder / f"{self.prefix}step_{step:05d}.png")
 

@@ -67,7 +67,11 @@ def test_luminance_keeps_the_content_chroma(tmp_path, files, image):
     photo = save_image(image * 0.4 + 0.3, tmp_path / "mid.png")
     result = nst.cli.run(config(tmp_path, files, "preserve_color=luminance", f"content={photo}"))
     content = load_image(photo, max_side=32)
-    torch.testing.assert_close(rgb_to_yiq(result.image)[:, 1:], rgb_to_yiq(content)[:, 1:], atol=0.01, rtol=0)
+    # where the recombined colour fell out of gamut its clamp moves the chroma: only pixels inside count
+    inside = ((result.image > 0.005) & (result.image < 0.995)).all(1, keepdim=True).expand(-1, 2, -1, -1)
+    assert inside.float().mean() > 0.9
+    torch.testing.assert_close(rgb_to_yiq(result.image)[:, 1:][inside], rgb_to_yiq(content)[:, 1:][inside],
+                               atol=0.01, rtol=0)
 
 
 def test_histogram_mode_changes_the_style_targets(tmp_path, files):

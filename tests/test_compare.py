@@ -11,7 +11,15 @@ from hydra import compose, initialize_config_dir
 
 import nst.cli
 from nst.cli.compare import counts
-from nst.compare import build_loss, evaluate, iterations_to_match, loss_settings, resolve_styles
+from nst.compare import (
+    average,
+    best_curve,
+    build_loss,
+    evaluate,
+    iterations_to_match,
+    loss_settings,
+    resolve_styles,
+)
 from nst.errors import NSTError
 from nst.export import save_model
 from nst.image import load_image, save_image
@@ -133,11 +141,32 @@ def test_a_photo_anchor_is_left_out_of_the_scores(image, strength):
     assert set(scores) >= {"loss", "content", "style", "tv"}
 
 
-def test_iterations_to_match_counts_from_one():
+def test_the_best_curve_never_rises():
     # history[k] is the loss after k iterations; the final value comes after all of them
-    assert iterations_to_match([9.0, 5.0, 3.0], 1.0, 4.0) == 2
-    assert iterations_to_match([9.0, 5.0, 3.0], 1.0, 0.5) is None
-    assert iterations_to_match([9.0, 5.0, 3.0], 1.0, 1.0) == 3
+    assert best_curve([9.0, 5.0, 7.0, 3.0], 4.0) == [9.0, 5.0, 5.0, 3.0, 3.0]
+
+
+def test_iterations_to_match_interpolates_between_iterations():
+    curve = [9.0, 5.0, 3.0, 1.0]
+    assert iterations_to_match(curve, 4.0) == pytest.approx(1.5)
+    assert iterations_to_match(curve, 5.0) == pytest.approx(1.0)
+    assert iterations_to_match(curve, 1.0) == pytest.approx(3.0)
+    assert iterations_to_match(curve, 0.5) is None
+    assert iterations_to_match(curve, 10.0) == 0.0
+
+
+def test_the_average_match_is_read_on_the_mean_curve():
+    def row(net, curve, match):
+        return {"network": {"loss": net}, "gatys": {"1": {"loss": curve[-1]}}, "curve": curve,
+                "match_iterations": match, "match_seconds": match}
+    rows = [row(4.0, [8.0, 4.0, 2.0], 1.0), row(2.0, [4.0, 2.0, 0.0], 1.0), row(9.0, [9.5, 9.4, 9.3], None)]
+    avg = average(rows[:2])
+    # mean network loss 3.0 on the mean curve [6, 3, 1]: exactly 1 iteration
+    assert avg["match_mean_loss"] == pytest.approx(1.0)
+    assert avg["match_median"] == pytest.approx(1.0)
+    # a photo Gatys never matched ranks above the others: the median of (1, 1, never) is 1
+    assert average(rows)["match_median"] == pytest.approx(1.0)
+    assert average(rows)["match_iterations"] is None
 
 
 @pytest.mark.parametrize("bad", [[], [0], ["x"], [True]])
@@ -160,3 +189,22 @@ def test_a_multi_style_model_is_compared_on_the_chosen_style(tmp_path, photos):
     elsewhere = save_image(torch.rand(1, 3, 40, 40), tmp_path / "elsewhere" / "udnie.jpg")
     report = run_compare(tmp_path, model, photos, f"style={elsewhere}", "iterations=[1]", "limit=1")
     assert report["settings"]["style"] == [str(elsewhere)]
+
+
+def test_a_second_network_reuses_the_gatys_runs(tmp_path, model, photos, monkeypatch):
+    """The Gatys runs depend on the photo and the loss, not on the network: a second comparison of
+    another network on the same photos runs no optimizer and reads the same curves."""
+    import nst.compare as compare
+
+    first = run_compare(tmp_path / "a", model, photos)
+    torch.manual_seed(1)
+    other = save_model(tmp_path / "other.safetensors", TransformerNet(channels=8, num_residual=1), META)
+    calls, original = [], compare.optimize
+    monkeypatch.setattr(compare, "optimize", lambda *a, **k: calls.append(1) or original(*a, **k))
+    second = run_compare(tmp_path / "b", other, photos)
+    assert calls == []
+    for a, b in zip(first["images"], second["images"]):
+        assert a["gatys"] == b["gatys"] and a["curve"] == b["curve"]
+    assert first["average"]["network"] != second["average"]["network"]
+    run_compare(tmp_path / "c", other, photos, "cache=false")
+    assert len(calls) == 2  # one run per photo

@@ -123,3 +123,24 @@ def test_strong_wolfe_line_search_lowers_the_loss_every_step(image, loss):
     losses = [h["loss"] for h in result.history] + [result.losses["loss"]]
     assert len(losses) == 5
     assert all(b < a for a, b in zip(losses, losses[1:])), losses
+
+
+def test_the_result_is_the_best_iterate_even_when_steps_go_uphill(image, loss):
+    """Without a line search a too-long L-BFGS step raises the loss; the result is still the best
+    image seen, so a reference run never goes backwards."""
+    result = optimize(image, loss, iterations=10, init="noise", lr=8.0)
+    losses = [h["loss"] for h in result.history]
+    assert any(b > a for a, b in zip(losses, losses[1:])), losses  # the raw iterates did rise
+    assert result.losses["loss"] <= min(losses) * (1 + 1e-6)
+
+
+def test_a_line_search_step_does_not_evaluate_its_start_point_twice(image, loss):
+    """torch's L-BFGS re-evaluates where the previous step's line search ended; the module answers
+    that from the line search's own evaluation. Re-evaluating would cost 1 + 2n + 1 forwards."""
+    calls = []
+    loss.vgg.register_forward_hook(lambda *a: calls.append(1))
+    n = 6
+    result = optimize(image, loss, iterations=n, line_search="strong_wolfe")
+    assert len(calls) < 1 + 2 * n + 1
+    losses = [h["loss"] for h in result.history] + [result.losses["loss"]]
+    assert all(b < a for a, b in zip(losses, losses[1:])), losses

@@ -42,6 +42,7 @@ from nst.grid import grid
 from nst.hardware import describe
 from nst.image import list_images, load_image, save_image
 from nst.modelfile import load_any
+from nst.perceptual.hed import cache_dir
 from nst.report import markdown
 from nst.styles import pick, style_names
 from nst.stylize import Stylizer
@@ -137,7 +138,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             warnings.filterwarnings("ignore", message=_QUIET)
             entry, image, runs = compare_photo(
                 stylizer, loss, content, its, repeats=int(cfg.repeats), module=module,
-                init=cfg.init, seed=int(cfg.seed), trainer_kwargs=trainer_kwargs, device=device)
+                init=cfg.init, seed=int(cfg.seed), trainer_kwargs=trainer_kwargs, device=device,
+                cache=cache_dir() / "gatys" if cfg.get("cache", True) else None)
         net_terms, gatys, seconds = entry["network"], entry["gatys"], entry["network"]["seconds"]
         labels = ["content"] + [f"Gatys {c} it, {runs.seconds[c]:.3g} s" for c in its] + \
                  [f"network, {seconds * 1e3:.3g} ms"]

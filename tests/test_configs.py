@@ -112,9 +112,11 @@ def test_asset_resolver_points_into_the_package(tmp_path):
     assert Path(cfg.p).is_file()
 
 
-def test_compare_starts_gatys_from_the_content_by_default(tmp_path):
-    # the stronger baseline: the quality bar of docs/training.md is Gatys from the content
-    assert compose_cfg(tmp_path, "mode=compare").init == "content"
+def test_compare_judges_by_johnsons_protocol_by_default(tmp_path):
+    # Gatys from white noise, snapshots up to 500 iterations, with a line search (never backwards)
+    cfg = compose_cfg(tmp_path, "mode=compare")
+    assert cfg.init == "noise" and max(cfg.iterations) == 500
+    assert cfg.model.optimizer.line_search_fn == "strong_wolfe"
 
 
 def test_quickstart_schedule_spans_the_whole_run(tmp_path):

@@ -1,4 +1,4 @@
-"""The measurement logic of scripts/finetune_speed.py, strength_table.py and flicker_table.py."""
+"""The measurement logic of scripts/finetune_speed.py, strength_table.py, flicker_table.py, loss_grid.py."""
 
 from __future__ import annotations
 
@@ -127,3 +127,19 @@ def test_flicker_table_refuses_models_scored_by_different_style_losses(tmp_path,
     assert _script("flicker_table").main([str(a), str(b), "--photos", str(tmp_path / "p.png"),
                                           "--out", str(tmp_path / "out")]) == 2
     assert "not the same measure" in capsys.readouterr().err and not (tmp_path / "out").exists()
+
+
+def test_loss_grid_runs_each_cell_once_and_resumes(tmp_path, image, monkeypatch):
+    grid = _script("loss_grid")
+    photo, style = save_image(image, tmp_path / "p.png"), save_image(image.flip(-1), tmp_path / "s.png")
+    args = [str(tmp_path / "out"), "--styles", str(style), "--photos", str(photo), "--sweep",
+            "style_weight=1,3", "--weights", "random", "--size", "40", "--style-size", "40",
+            "--sides", "40", "--iterations", "2"]
+    grid.main(args)
+    report = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert [r["value"] for r in report["runs"]] == [1.0, 3.0]
+    assert all(r["terms"]["loss"] > 0 for r in report["runs"])
+    assert (tmp_path / "out" / "grid.jpg").is_file()
+    assert "style_weight=3" in (tmp_path / "out" / "results.md").read_text()
+    monkeypatch.setattr(grid, "one_run", lambda *a, **k: (_ for _ in ()).throw(AssertionError("ran again")))
+    grid.main(args)  # every cell is on disk: nothing runs again

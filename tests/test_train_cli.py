@@ -161,6 +161,14 @@ def test_resume_true_continues_to_the_same_final_step(files):
     assert load_network(path)[1]["steps"] == 4
 
 
+def test_checkpoints_carry_the_training_seconds_across_a_resume(files):
+    nst.cli.run(train_config(files, "trainer.max_steps=2"))
+    first = torch.load(files / "out" / "checkpoints" / "last.ckpt", weights_only=True)["train_seconds"]
+    nst.cli.run(train_config(files, "trainer.max_steps=4", "resume=true"))
+    second = torch.load(files / "out" / "checkpoints" / "last.ckpt", weights_only=True)["train_seconds"]
+    assert 0 < first < second
+
+
 def test_a_corrupt_last_checkpoint_names_the_newest_readable_one(files):
     nst.cli.run(train_config(files, "trainer.max_steps=2", "ckpt_every=1", "ckpt_keep_all=true"))
     folder = files / "out" / "checkpoints"

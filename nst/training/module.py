@@ -14,6 +14,7 @@ images), so a checkpoint holds the network, the optimizer state and ``hyper_para
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -64,6 +65,9 @@ class ImageToImageModule(pl.LightningModule):
         self._scheduler = scheduler
         self.pair = pair
         self.last_loss: Tensor | None = None  # read by callbacks.NaNGuard before each optimizer step
+        # wall seconds of training, carried across resumes in the checkpoint: a quality-against-time
+        # curve reads them from each checkpoint (docs/training.md)
+        self._seconds_before, self._clock = 0.0, None
         # Plain types only: checkpoints are read back with torch.load(weights_only=True).
         self.save_hyperparameters(ignore=["net", "loss", "optimizer", "scheduler", "pair", "condition"])
         self.hparams["network"] = networks.name_of(net)
@@ -132,13 +136,23 @@ class ImageToImageModule(pl.LightningModule):
         self.log_dict(logs, on_step=True, on_epoch=False, batch_size=x.shape[0])
         return terms["loss"]
 
+    def on_train_start(self) -> None:
+        self._clock = time.perf_counter()
+
+    @property
+    def train_seconds(self) -> float:
+        """Wall seconds spent training so far, over every resumed part of the run."""
+        return self._seconds_before + (0.0 if self._clock is None else time.perf_counter() - self._clock)
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["train_seconds"] = self.train_seconds
         # The data draws its order and crops from (seed, epoch) (nst.training.sampling); what the
         # training step draws itself (a strength, a style, a warp) comes from torch's global RNG:
         # storing it lets a resumed run continue the same stream.
         checkpoint["torch_rng_state"] = torch.get_rng_state()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._seconds_before = float(checkpoint.get("train_seconds", 0.0))
         state = checkpoint.get("torch_rng_state")
         if isinstance(state, Tensor):
             torch.set_rng_state(state)

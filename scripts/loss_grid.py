@@ -96,6 +96,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--photos", type=Path, nargs="+", required=True)
     ap.add_argument("--sweep", action="append", required=True, help="KEY=V1,V2,... (repeatable)")
     ap.add_argument("--loss", type=Path, default=Path(__file__).parents[1] / "configs/loss/johnson2016.yaml")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="change the base loss (e.g. style_moments=centered), repeatable")
     ap.add_argument("--weights", default="hed")
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--style-size", type=int, default=256)
@@ -111,6 +113,9 @@ def main(argv: list[str] | None = None) -> None:
     base = yaml.safe_load(args.loss.read_text())
     base = {k: v for k, v in base.items() if not k.startswith("_")}
     base.update(arch="vgg16", weights=args.weights)
+    for item in args.set:
+        key, _, value = item.partition("=")
+        base[key] = yaml.safe_load(value)
     sweeps = [parse_sweep(s) for s in args.sweep]
     runs_dir = args.out / "runs"
     runs_dir.mkdir(parents=True, exist_ok=True)

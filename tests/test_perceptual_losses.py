@@ -7,10 +7,13 @@ from nst.perceptual.losses import (
     PerceptualLoss,
     blend_weights,
     content_loss,
+    feature_mean,
     gram_matrix,
+    mean_loss,
     style_loss,
     tv_loss,
 )
+from nst.errors import NSTError
 from nst.perceptual.vgg import load_vgg
 
 
@@ -205,3 +208,37 @@ def test_a_bad_strength_ends_is_refused():
 
     with pytest.raises(ValueError, match="strength_ends=1.5"):
         RandomStrength(0.0, 1.0, ends=1.5)
+
+
+def test_the_centered_gram_ignores_each_channels_mean():
+    f = torch.rand(2, 3, 4, 5, dtype=torch.float64)
+    shifted = f + torch.tensor([1.0, -2.0, 5.0], dtype=torch.float64).view(1, 3, 1, 1)
+    torch.testing.assert_close(gram_matrix(shifted, centered=True), gram_matrix(f, centered=True))
+    assert not torch.allclose(gram_matrix(shifted), gram_matrix(f))
+
+
+def test_centered_gram_and_mean_gradcheck():
+    f = torch.rand(2, 3, 4, 4, dtype=torch.float64, requires_grad=True)
+    target = torch.rand(1, 3, dtype=torch.float64)
+    assert torch.autograd.gradcheck(lambda a: gram_matrix(a, centered=True), (f,))
+    assert torch.autograd.gradcheck(lambda a: mean_loss(feature_mean(a), target), (f,))
+
+
+def test_centered_style_terms_are_zero_for_the_style_image_itself(vgg, image):
+    loss = make_loss(vgg, tv_weight=0.0, style_moments="centered")
+    loss.set_style([image])
+    assert loss(image, image)["loss"].item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_a_picture_without_spread_misses_the_whole_centered_term(vgg, image):
+    """A flat picture of the painting's mean colour has no covariance at all: its centered term is
+    the whole relative error (1), whatever share the mean has in the raw Gram matrix."""
+    loss = make_loss(vgg, style_layers={"relu1_2": 1.0}, style_moments="centered")
+    loss.set_style([image])
+    flat = image.mean((2, 3), keepdim=True).expand_as(image)
+    assert loss(flat, image)["style/relu1_2"].item() > 0.9
+
+
+def test_an_unknown_style_moment_is_refused(vgg):
+    with pytest.raises(NSTError, match="style_moments='median'"):
+        make_loss(vgg, style_moments="median")

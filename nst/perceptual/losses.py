@@ -12,6 +12,12 @@ Departures from the papers, on purpose:
   orders of magnitude larger than torchvision's, and their squares four, and a weight set tuned on
   one weights source would be meaningless on the other. It also evens out the layers, which the
   papers balance with per-layer weights instead.
+- ``style_moments="centered"`` (a choice, off by default for older models) matches each layer's
+  mean and its centered Gram matrix (covariance) as two relative errors, instead of the raw Gram.
+  A raw Gram is the covariance plus the outer product of the mean, and after relu the mean
+  dominates: relative to the target's mean square, a one-hue picture that gets the painting's
+  average colour right scores almost as well on relu1_2 as one with its whole palette. The
+  centered form gives the palette and the strokes (the spread) their own term (docs/training.md).
 - TV is the mean squared difference of neighbouring pixels (the L2 form of Johnson's code),
   averaged per pixel so its weight does not depend on the image size.
 """
@@ -37,12 +43,24 @@ def _wide(t: Tensor) -> Tensor:
     return t if t.dtype == torch.float64 else t.float()
 
 
-def gram_matrix(feat: Tensor) -> Tensor:
-    """(N, C, H, W) -> (N, C, C) Gram matrices normalized by C*H*W, in float32 even under autocast."""
+STYLE_MOMENTS = ("raw", "centered")
+
+
+def gram_matrix(feat: Tensor, centered: bool = False) -> Tensor:
+    """(N, C, H, W) -> (N, C, C) Gram matrices normalized by C*H*W, in float32 even under autocast;
+    ``centered``: of the features minus their per-channel mean (C times the covariance)."""
     n, c, h, w = feat.shape
     with torch.autocast(device_type=feat.device.type, enabled=False):
         f = _wide(feat).reshape(n, c, h * w)
+        if centered:
+            f = f - f.mean(-1, keepdim=True)
         return torch.bmm(f, f.transpose(1, 2)) / (c * h * w)
+
+
+def feature_mean(feat: Tensor) -> Tensor:
+    """(N, C, H, W) -> (N, C) per-channel means, in float32 even under autocast."""
+    with torch.autocast(device_type=feat.device.type, enabled=False):
+        return _wide(feat).mean((-2, -1))
 
 
 def _sq_error(x: Tensor, target: Tensor, normalize: bool) -> Tensor:
@@ -62,6 +80,11 @@ def content_loss(feat: Tensor, target: Tensor, normalize: bool = True) -> Tensor
 def style_loss(gram: Tensor, target: Tensor, normalize: bool = True) -> Tensor:
     """MSE between Gram matrices (N, C, C) and a target (1 or N, C, C)."""
     return _sq_error(gram, target, normalize)
+
+
+def mean_loss(mean: Tensor, target: Tensor, normalize: bool = True) -> Tensor:
+    """MSE between per-channel means (N, C) and a target (1 or N, C)."""
+    return _sq_error(mean, target, normalize)
 
 
 def tv_loss(img: Tensor) -> Tensor:
@@ -100,6 +123,8 @@ class PerceptualLoss(nn.Module):
         normalize: divide each layer's term by its target's mean square (see the module doc).
         stability_weight: weight of the network's stability terms (Gupta et al. 2017; 0: none),
             ``stability`` their settings (max_shift px, max_zoom, noise): nst.perceptual.stability.
+        style_moments: ``raw`` (the Gram matrix, Gatys et al.) or ``centered`` (the mean and the
+            centered Gram matrix, two terms; see the module doc).
 
     ``set_style(images, blend)`` stores one set of Gram targets per style image, (S, C, C) per
     layer, and the blend weights, as buffers (they follow ``.to(device)``). ``forward(img, content,
@@ -115,8 +140,11 @@ class PerceptualLoss(nn.Module):
                  style_layers: Mapping[str, float] | Sequence[str], content_weight: float = 1.0,
                  style_weight: float = 1.0, tv_weight: float = 0.0, normalize: bool = True,
                  pixel_weight: float = 0.0, stability_weight: float = 0.0,
-                 stability: Mapping[str, float] | None = None):
+                 stability: Mapping[str, float] | None = None, style_moments: str = "raw"):
         super().__init__()
+        if style_moments not in STYLE_MOMENTS:
+            raise NSTError(f"style_moments={style_moments!r}: choose {' or '.join(STYLE_MOMENTS)}")
+        self.centered = style_moments == "centered"
         self.content_layers = _as_weights(content_layers)
         self.style_layers = _as_weights(style_layers)
         missing = [n for n in {**self.content_layers, **self.style_layers} if n not in vgg.layers]
@@ -155,13 +183,17 @@ class PerceptualLoss(nn.Module):
                                f"for the VGG layers used (needs at least {need} px per side)")
         weights = blend_weights(len(images), blend)
         targets: dict[str, list[Tensor]] = {name: [] for name in self.style_layers}
+        means: dict[str, list[Tensor]] = {name: [] for name in self.style_layers}
         for img in images:
             feats = self.vgg(img.to(self._device()), layers=list(self.style_layers))
             for name in self.style_layers:
-                targets[name].append(gram_matrix(feats[name]).mean(0))
+                targets[name].append(gram_matrix(feats[name], self.centered).mean(0))
+                means[name].append(feature_mean(feats[name]).mean(0))
         # Not persistent: targets are recomputed from the style images, checkpoints stay small.
         for name, grams in targets.items():
             self.register_buffer(f"style_targets_{name}", torch.stack(grams), persistent=False)
+            if self.centered:
+                self.register_buffer(f"style_means_{name}", torch.stack(means[name]), persistent=False)
         self.register_buffer("style_blend", torch.tensor(weights, device=self._device()), persistent=False)
         self._has_style = True
 
@@ -169,10 +201,12 @@ class PerceptualLoss(nn.Module):
     def num_styles(self) -> int:
         return int(self.style_blend.numel()) if self._has_style else 0
 
-    def style_target(self, name: str, style: Tensor | None = None) -> Tensor:
+    def style_target(self, name: str, style: Tensor | None = None, kind: str = "targets") -> Tensor:
         """Layer ``name``'s Gram target: the blend of all styles (1, C, C), or per image (N, C, C)
-        for ``style`` indices (N,)."""
-        grams = getattr(self, f"style_targets_{name}")
+        for ``style`` indices (N,); ``kind="means"``: its mean target, (1 or N, C)."""
+        grams = getattr(self, f"style_{kind}_{name}")
+        if style is None and kind == "means":
+            return (self.style_blend.to(grams.dtype).view(-1, 1) * grams).sum(0, keepdim=True)
         if style is None:
             return (self.style_blend.to(grams.dtype).view(-1, 1, 1) * grams).sum(0, keepdim=True)
         return grams[style.to(grams.device)]
@@ -205,7 +239,11 @@ class PerceptualLoss(nn.Module):
                 c_total = c_total + w * term
         s_total = zero
         for name, w in self.style_layers.items():
-            term = style_loss(gram_matrix(feats[name]), self.style_target(name, style), self.normalize)
+            term = style_loss(gram_matrix(feats[name], self.centered), self.style_target(name, style),
+                              self.normalize)
+            if self.centered:
+                term = term + mean_loss(feature_mean(feats[name]), self.style_target(name, style, "means"),
+                                        self.normalize)
             out[f"style/{name}"] = term.detach()
             s_total = s_total + w * term
         tv = tv_loss(img) if self.tv_weight else zero

@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from nst.errors import NSTError
 from nst.perceptual.losses import (
     PerceptualLoss,
     blend_weights,
@@ -13,7 +14,6 @@ from nst.perceptual.losses import (
     style_loss,
     tv_loss,
 )
-from nst.errors import NSTError
 from nst.perceptual.vgg import load_vgg
 
 

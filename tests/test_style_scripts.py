@@ -143,3 +143,24 @@ def test_loss_grid_runs_each_cell_once_and_resumes(tmp_path, image, monkeypatch)
     assert "style_weight=3" in (tmp_path / "out" / "results.md").read_text()
     monkeypatch.setattr(grid, "one_run", lambda *a, **k: (_ for _ in ()).throw(AssertionError("ran again")))
     grid.main(args)  # every cell is on disk: nothing runs again
+
+
+def test_quality_curve_reads_each_checkpoints_step_and_training_time(tmp_path, monkeypatch):
+    curve = _script("quality_curve")
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    for step, seconds in ((100, 60.0), (200, 150.0)):
+        torch.save({"global_step": step, "train_seconds": seconds},
+                   run / "checkpoints" / f"step_{step:06d}.ckpt")
+    scored = {100: 30.0, 200: None}  # the second beats every Gatys snapshot run
+
+    def score(ckpt, out, args):
+        step = int(ckpt.stem.split("_")[1])
+        return {"match_mean_loss": scored[step], "match_median": scored[step],
+                "network": {"loss": 1.0, "content": 0.5, "style": 0.5}}
+
+    monkeypatch.setattr(curve, "score", score)
+    curve.main([str(tmp_path / "out"), str(run), "--input", "x", "--iterations", "25", "50"])
+    rows = json.loads((tmp_path / "out" / "curve.json").read_text())
+    assert [(r["step"], r["minutes"], r["matches"]) for r in rows] == [(100, 1.0, 30.0), (200, 2.5, None)]
+    assert "| run | 200 | 2.5 | > 50 |" in (tmp_path / "out" / "curve.md").read_text()

@@ -14,11 +14,6 @@ of ``repeats`` passes after one warm-up, host to device and back included; Gatys
 
 from __future__ import annotations
 
-import functools
-import hashlib
-import io
-import json
-import logging
 import math
 import statistics
 import time
@@ -31,9 +26,9 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor
 
+from nst import runcache
 from nst.assets import ROOT as ASSETS
 from nst.errors import NSTError
-from nst.files import atomic_write_bytes, ensure_folder
 from nst.gatys import optimize
 from nst.image import load_image
 from nst.perceptual.build import build_loss as perceptual_loss
@@ -41,7 +36,6 @@ from nst.perceptual.losses import PerceptualLoss
 from nst.stylize import Stylizer
 
 TERMS = ("loss", "content", "style", "tv")
-log = logging.getLogger("nst")
 
 
 def loss_settings(meta: dict[str, Any]) -> dict[str, Any] | None:
@@ -165,63 +159,31 @@ class GatysRuns:
     history: list[float]
 
 
-def run_key(content: Tensor, loss: PerceptualLoss, counts: Sequence[int], **settings: Any) -> str:
-    """A digest of everything a Gatys run depends on: the photo's pixels, the loss's weights and
-    style targets (which carry the VGG weights and the painting), the counts and the optimizer's
-    settings (``settings``, by their repr). Not the network: its runs are the same for every model."""
-    h = hashlib.sha256()
-    h.update(content.detach().float().cpu().contiguous().numpy().tobytes())
-    for name, buf in sorted(loss.named_buffers()):
-        if name.startswith("style_"):
-            h.update(name.encode() + buf.detach().float().cpu().contiguous().numpy().tobytes())
-    described = {"content": loss.content_layers, "style": loss.style_layers, "weights": [
-        loss.content_weight, loss.style_weight, loss.tv_weight], "normalize": loss.normalize,
-        "counts": sorted(counts), "torch": torch.__version__,
-        **{k: _describe(v) for k, v in sorted(settings.items())}}
-    h.update(json.dumps(described, sort_keys=True, default=str).encode())
-    return h.hexdigest()[:32]
-
-
-def _describe(value: Any) -> Any:
-    """A settings value as text that stays the same across processes (no object addresses)."""
-    if isinstance(value, functools.partial):
-        return [_describe(value.func), _describe(value.args), _describe(value.keywords)]
-    if isinstance(value, dict):
-        return {str(k): _describe(v) for k, v in sorted(value.items())}
-    if isinstance(value, type) or callable(value):
-        return f"{getattr(value, '__module__', '')}.{getattr(value, '__qualname__', value)}"
-    return value
-
-
 def gatys_runs(content: Tensor, loss: PerceptualLoss, counts: Sequence[int], *, init: str = "content",
                seed: int = 0, trainer_kwargs: dict | None = None, cache: str | Path | None = None,
                **optimizer: Any) -> GatysRuns:
     """One optimization to ``max(counts)`` iterations with a snapshot at every count. ``optimizer``:
     :func:`nst.gatys.optimize`'s ``module=`` (the config's model) or ``optimizer=``, ``lr=``,
-    ``channels_last=``... ``cache``: a folder where finished runs are kept by :func:`run_key` and
+    ``channels_last=``... ``cache``: a folder where finished runs are kept (:mod:`nst.runcache`) and
     reused (comparing many networks on the same photos runs Gatys once)."""
     path = None
     if cache is not None:
-        key = run_key(content, loss, counts, init=init, seed=seed, trainer=trainer_kwargs or {}, **optimizer)
+        key = runcache.run_key(content, loss, counts, init=init, seed=seed, trainer=trainer_kwargs or {},
+                               **optimizer)
         path = Path(cache).expanduser() / f"{key}.pt"
-        if path.is_file():
-            try:
-                saved = torch.load(path, weights_only=True)
-                return GatysRuns({int(c): t for c, t in saved["images"].items()},
-                                 {int(c): float(t) for c, t in saved["seconds"].items()},
-                                 [float(v) for v in saved["history"]])
-            except Exception as e:  # noqa: BLE001  (a damaged cache entry is run again)
-                log.warning("%s: unreadable cached Gatys run (%s); running it again", path, e)
+        saved = runcache.load(path)
+        if saved is not None:
+            return GatysRuns({int(c): t for c, t in saved["images"].items()},
+                             {int(c): float(t) for c, t in saved["seconds"].items()},
+                             [float(v) for v in saved["history"]])
     snaps = Snapshots(counts)
     result = optimize(content, loss, iterations=max(counts), init=init, seed=seed,
                       trainer_kwargs=trainer_kwargs, callbacks=[snaps], **optimizer)
     runs = GatysRuns(snaps.images, snaps.seconds, [h["loss"] for h in result.history])
     if path is not None:
-        buffer = io.BytesIO()
-        torch.save({"images": {str(c): t for c, t in runs.images.items()},
-                    "seconds": {str(c): t for c, t in runs.seconds.items()}, "history": runs.history}, buffer)
-        ensure_folder(path.parent)
-        atomic_write_bytes(path, buffer.getvalue())
+        runcache.save(path, {"images": {str(c): t for c, t in runs.images.items()},
+                             "seconds": {str(c): t for c, t in runs.seconds.items()},
+                             "history": runs.history})
     return runs
 
 

@@ -5,22 +5,19 @@ the same as for training. One trainer step is one optimizer step:
 
 - Adam: one step = one VGG forward/backward.
 - L-BFGS: one step = one L-BFGS iteration (``max_iter=1``; its memory persists between
-  steps). Without a line search that is one forward/backward, as in Gatys et al.'s and Johnson's
-  neural-style L-BFGS, and nothing stops a step that raises the loss: from noise such a run can
-  blow up after hundreds of good iterations. With ``line_search="strong_wolfe"`` (the config's
-  default) every iteration decreases the loss. torch's L-BFGS re-evaluates the start point of
-  every ``step`` call; the module answers that evaluation from the line search's last one (same
-  pixels, same loss and gradient), so an iteration whose first trial is accepted still costs one
-  forward/backward.
+  steps). Without a line search that is one forward/backward (Gatys et al.'s and Johnson's
+  L-BFGS), and nothing stops a step that raises the loss. With ``line_search="strong_wolfe"`` (the
+  config's default) every iteration lowers it, and still costs about one forward/backward: torch
+  re-evaluates each ``step``'s start point, and the module answers from the line search's last
+  evaluation of the same pixels.
 
-The module keeps the best iterate: the image returned (and a snapshot's ``best_image``) is the
-one with the lowest loss seen, so the reference never goes backwards whatever the optimizer does.
+The module keeps the best iterate (the result, and ``best_image`` for snapshots): the reference
+never goes backwards whatever the optimizer does.
 
-Departure from the paper: VGG never sees colours the saved image cannot have (the paper optimizes
-unconstrained and clips when saving). Adam's pixels are clamped to [0, 1] after every step
-(projected gradient descent). L-BFGS's are not: the loss sees them clamped instead (a pixel past
-a bound counts as at it). A clamp between L-BFGS steps would move the image off the step L-BFGS
-took, corrupt its curvature pairs and blow runs up after hundreds of iterations.
+Departure from the paper (which clips only when saving): VGG never sees colours the saved image
+cannot have. Adam's pixels are clamped after every step (projected gradient descent); L-BFGS's
+are clamped in the loss instead, since a clamp between steps moves the image off the step L-BFGS
+took, corrupts its curvature pairs and blows runs from noise up after hundreds of iterations.
 """
 
 from __future__ import annotations
@@ -129,7 +126,9 @@ class GatysModule(pl.LightningModule):
         self._pending: dict[str, Tensor] = {}
         self._best_loss: Tensor | None = None
         self._best_image: Tensor | None = None
-        self._clamp_in_loss = is_lbfgs(optimizer)  # see the module doc
+        # L-BFGS: pixels clamped in the loss, not between steps, and its repeated evaluations
+        # answered from _seen (see the module doc); Adam: projected steps, no evaluation repeats
+        self._lbfgs = is_lbfgs(optimizer)
         self.history: list[dict[str, Tensor]] = []
         self.final: dict[str, Tensor] = {}
 
@@ -141,7 +140,7 @@ class GatysModule(pl.LightningModule):
 
     def _pixels(self) -> Tensor:
         """The image the loss sees: in [0, 1]."""
-        return self.image.clamp(0.0, 1.0) if self._clamp_in_loss else self.image
+        return self.image.clamp(0.0, 1.0) if self._lbfgs else self.image
 
     def _evaluate(self) -> dict[str, Tensor]:
         """The loss terms of the current image; a repeat of the latest evaluation's pixels gets its
@@ -188,7 +187,7 @@ class GatysModule(pl.LightningModule):
         return out["loss"]
 
     def on_after_backward(self) -> None:
-        if self.image.grad is not None:
+        if self._lbfgs and self.image.grad is not None:
             self._seen = (self.image.detach().clone(), self.image.grad.detach().clone(), self._pending)
 
     def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
@@ -196,7 +195,7 @@ class GatysModule(pl.LightningModule):
 
     def optimizer_step(self, *args, **kwargs) -> None:
         super().optimizer_step(*args, **kwargs)
-        if not self._clamp_in_loss:
+        if not self._lbfgs:
             with torch.no_grad():
                 self.image.clamp_(0.0, 1.0)
 

@@ -188,7 +188,8 @@ class PerceptualLoss(nn.Module):
             feats = self.vgg(img.to(self._device()), layers=list(self.style_layers))
             for name in self.style_layers:
                 targets[name].append(gram_matrix(feats[name], self.centered).mean(0))
-                means[name].append(feature_mean(feats[name]).mean(0))
+                if self.centered:
+                    means[name].append(feature_mean(feats[name]).mean(0))
         # Not persistent: targets are recomputed from the style images, checkpoints stay small.
         for name, grams in targets.items():
             self.register_buffer(f"style_targets_{name}", torch.stack(grams), persistent=False)
@@ -205,10 +206,9 @@ class PerceptualLoss(nn.Module):
         """Layer ``name``'s Gram target: the blend of all styles (1, C, C), or per image (N, C, C)
         for ``style`` indices (N,); ``kind="means"``: its mean target, (1 or N, C)."""
         grams = getattr(self, f"style_{kind}_{name}")
-        if style is None and kind == "means":
-            return (self.style_blend.to(grams.dtype).view(-1, 1) * grams).sum(0, keepdim=True)
         if style is None:
-            return (self.style_blend.to(grams.dtype).view(-1, 1, 1) * grams).sum(0, keepdim=True)
+            blend = self.style_blend.to(grams.dtype).view(-1, *[1] * (grams.dim() - 1))
+            return (blend * grams).sum(0, keepdim=True)
         return grams[style.to(grams.device)]
 
     @torch.no_grad()

@@ -4,7 +4,8 @@
         [--style-weight 3] [--out sbs.png]
 
 An ``--image`` is a picture file or a model (file or shipped name), which is then run on the
-photo. Each is scored by the johnson2016 layers with ``style_moments`` raw and centered, and its
+photo. Each is scored by configs/loss/johnson2016.yaml (``--style-weight`` changed) with
+``style_moments`` raw and centered, and its
 RGB spread is printed beside the painting's: a one-hue picture shows up as a small spread and a
 centered relu1_2 term far above Gatys', while its raw term stays near Gatys' (docs/training.md).
 """
@@ -16,6 +17,7 @@ import sys
 from pathlib import Path
 
 import torch
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -23,7 +25,7 @@ import nst  # noqa: E402
 from nst.compare import build_loss  # noqa: E402
 from nst.image import load_image, save_image  # noqa: E402
 
-LAYERS = {"relu1_2": 1.0, "relu2_2": 1.0, "relu3_3": 1.0, "relu4_3": 1.0}
+LOSS = Path(__file__).resolve().parents[1] / "configs/loss/johnson2016.yaml"  # the layers, weights, TV
 
 
 def picture(spec: str, photo: torch.Tensor) -> torch.Tensor:
@@ -49,20 +51,22 @@ def main(argv: list[str] | None = None) -> None:
     for item in args.image:
         name, _, spec = item.partition("=")
         images[name] = picture(spec, photo)
-    print("| picture | moments | total | content | style | relu1_2 | relu2_2 | relu3_3 | relu4_3 | RGB std |")
-    print("|" + " --- |" * 10)
+    base = {k: v for k, v in yaml.safe_load(LOSS.read_text()).items() if not k.startswith("_")}
+    layers = list(base["style_layers"])
+    print(f"| picture | moments | total | content | style | {' | '.join(layers)} | RGB std |")
+    print("|" + " --- |" * (6 + len(layers)))
     for moments in ("raw", "centered"):
-        spec = dict(arch="vgg16", weights=args.weights, content_layers={"relu2_2": 1.0}, style_layers=LAYERS,
-                    style_weight=args.style_weight, tv_weight=30.0, style_moments=moments)
+        spec = {**base, "arch": "vgg16", "weights": args.weights, "style_weight": args.style_weight,
+                "style_moments": moments}
         loss = build_loss(spec)
         loss.set_style([style])
         with torch.no_grad():
             for name, img in images.items():
                 out = loss(img, photo)
-                layers = " | ".join(f"{float(out[f'style/{k}']):.3f}" for k in LAYERS)
+                terms = " | ".join(f"{float(out[f'style/{k}']):.3f}" for k in layers)
                 spread = "/".join(f"{float(s):.2f}" for s in img.std((0, 2, 3)))
                 print(f"| {name} | {moments} | {float(out['loss']):.3f} | {float(out['content']):.3f} | "
-                      f"{float(out['style']):.3f} | {layers} | {spread} |")
+                      f"{float(out['style']):.3f} | {terms} | {spread} |")
     print(f"painting RGB std {'/'.join(f'{float(s):.2f}' for s in style.std((0, 2, 3)))}")
     if args.out:
         save_image(torch.cat([photo, *images.values()], -1), args.out)

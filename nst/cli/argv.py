@@ -23,7 +23,7 @@ _FLAGS_WITH_ARGUMENT = {"--cfg", "-c", "--package", "-p", "--info", "-i", "--con
                         "--shell-completion", "-sc", "--help", "-h", "--hydra-help", "--version"}
 _MISSING = object()
 
-# Keys of the first wave that moved (issue 11's one-name-per-concept): one line with the new spelling.
+# Keys that moved when each concept got one name: one line with the new spelling.
 RENAMED = {
     "optimizer": "the optimizer is model.optimizer now (mode=gatys/compare: model=gatys for L-BFGS, "
                  "model=gatys_adam for Adam)",

@@ -135,7 +135,7 @@ def metadata(cfg: DictConfig, loss, style_paths: list[str]) -> dict[str, Any]:
 def build_module(cfg: DictConfig) -> tuple[ImageToImageModule, pl.LightningDataModule, list[str]]:
     """The data (checked: NSTError before training when too few photos), the loss with its style
     targets, the network and the LightningModule; also returns the style paths."""
-    if cfg.get("size") is not None:  # the first wave's spelling of the crop side
+    if cfg.get("size") is not None:  # the old spelling of the crop side
         log.warning("size=%s in mode=train is now data.crop=%s (size is the max side in every other mode)",
                     cfg.size, cfg.size)
         cfg.data.crop = cfg.size

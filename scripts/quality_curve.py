@@ -44,8 +44,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--input", required=True)
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--iterations", type=int, nargs="+", default=[25, 50, 100, 200])
-    args, extra = ap.parse_known_args(argv)
-    args.overrides = [o for o in extra if o != "--"]  # more nst overrides, e.g. threads=2
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # key=value words are nst overrides wherever they stand (--iterations would take them as counts)
+    overrides = [a for a in argv if "=" in a and not a.startswith("-")]
+    args, extra = ap.parse_known_args([a for a in argv if a not in overrides])
+    args.overrides = overrides + [o for o in extra if o != "--"]
     rows = []
     for run in args.runs:
         for ckpt in sorted((run / "checkpoints").glob("step_*.ckpt")):

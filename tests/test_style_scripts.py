@@ -164,3 +164,20 @@ def test_quality_curve_reads_each_checkpoints_step_and_training_time(tmp_path, m
     rows = json.loads((tmp_path / "out" / "curve.json").read_text())
     assert [(r["step"], r["minutes"], r["matches"]) for r in rows] == [(100, 1.0, 30.0), (200, 2.5, None)]
     assert "| run | 200 | 2.5 | > 50 |" in (tmp_path / "out" / "curve.md").read_text()
+
+
+def test_quality_curve_passes_overrides_given_after_the_iterations_to_compare(tmp_path, monkeypatch):
+    curve = _script("quality_curve")
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    torch.save({"global_step": 100, "train_seconds": 60.0}, run / "checkpoints" / "step_000100.ckpt")
+    seen = {}
+
+    def score(ckpt, out, args):
+        seen.update(iterations=args.iterations, overrides=args.overrides)
+        return {"match_mean_loss": 30.0, "match_median": 30.0,
+                "network": {"loss": 1.0, "content": 0.5, "style": 0.5}}
+
+    monkeypatch.setattr(curve, "score", score)
+    curve.main([str(tmp_path / "out"), str(run), "--input", "x", "--iterations", "25", "50", "threads=1"])
+    assert seen == {"iterations": [25, 50], "overrides": ["threads=1"]}

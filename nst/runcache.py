@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from nst.files import atomic_write_bytes, ensure_folder
+from nst.files import atomic_write_bytes
 from nst.perceptual.losses import PerceptualLoss
 
 log = logging.getLogger("nst")
@@ -63,8 +63,8 @@ def load(path: Path) -> dict[str, Any] | None:
 
 
 def save(path: Path, run: dict[str, Any]) -> None:
-    """Write a run atomically (a killed process leaves no half-written entry)."""
+    """Write a run atomically (a killed process leaves no half-written entry; the folder is made
+    as it is written), serialized in memory first as nst.training.checkpoints does."""
     buffer = io.BytesIO()
     torch.save(run, buffer)
-    ensure_folder(path.parent)
-    atomic_write_bytes(path, buffer.getvalue())
+    atomic_write_bytes(path, buffer.getbuffer())

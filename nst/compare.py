@@ -29,6 +29,7 @@ from torch import Tensor
 from nst import runcache
 from nst.assets import ROOT as ASSETS
 from nst.errors import NSTError
+from nst.files import file_digest
 from nst.gatys import optimize
 from nst.image import load_image
 from nst.perceptual.build import build_loss as perceptual_loss
@@ -67,7 +68,9 @@ def build_loss(settings: dict[str, Any], weights: str | None = None, seed: int =
 def resolve_styles(meta: dict[str, Any], model_path: str | Path, override: Sequence[str] = ()) -> list[Path]:
     """The style image(s) the model was trained on: ``override`` if given, else each metadata
     ``style`` entry as a path (absolute, or relative to the model's folder) or a bundled asset name
-    (``starry_night.jpg`` -> nst/assets/styles/starry_night.jpg). NSTError names what is missing."""
+    (``starry_night.jpg`` -> nst/assets/styles/starry_night.jpg). When the metadata records the
+    files' digests, only a file with the same digest is taken: another copy of a painting (another
+    size or crop) gives other targets. NSTError names what is missing."""
     if override:
         paths = [Path(p).expanduser() for p in override]
         for p in paths:
@@ -78,11 +81,16 @@ def resolve_styles(meta: dict[str, Any], model_path: str | Path, override: Seque
     names = [names] if isinstance(names, str) else list(names or [])
     if not names:
         raise NSTError(f"{model_path}: the model's metadata names no style image; pass style=PATH")
+    digests = list(meta.get("style_digest") or [None] * len(names))
     found = []
-    for name in names:
+    for name, digest in zip(names, digests):
         p = Path(str(name)).expanduser()
-        candidates = [p, Path(model_path).parent / p, ASSETS / "styles" / p.name, ASSETS / p]
-        hit = next((c for c in candidates if c.is_file()), None)
+        candidates = [c for c in (p, Path(model_path).parent / p, ASSETS / "styles" / p.name, ASSETS / p)
+                      if c.is_file()]
+        hit = next((c for c in candidates if digest is None or file_digest(c) == digest), None)
+        if hit is None and candidates:
+            raise NSTError(f"{model_path}: style image {name!r} found at {candidates[0]}, but it is not the "
+                           f"file the model trained on (another copy); pass style=PATH to that file")
         if hit is None:
             raise NSTError(f"{model_path}: style image {name!r} from the model's metadata not found (beside "
                            "the model or among the bundled styles); pass style=PATH")

@@ -22,6 +22,7 @@ from nst.compare import (
 )
 from nst.errors import NSTError
 from nst.export import save_model
+from nst.files import file_digest
 from nst.image import load_image, save_image
 from nst.networks.transformer import TransformerNet
 
@@ -120,6 +121,15 @@ def test_style_override_and_paths_beside_the_model(tmp_path, image):
     assert resolve_styles({"style": ["mine.png"]}, tmp_path / "m.safetensors") == [beside]
     with pytest.raises(NSTError, match="style=.*no such file"):
         resolve_styles(META, tmp_path / "m.safetensors", [str(tmp_path / "absent.png")])
+
+
+def test_a_copy_of_the_style_with_another_digest_is_refused(tmp_path, image):
+    trained = save_image(image, tmp_path / "mine.png")
+    meta = {"style": ["mine.png"], "style_digest": [file_digest(trained)]}
+    assert resolve_styles(meta, tmp_path / "m.safetensors") == [trained]
+    save_image(image.flip(-1), trained)  # same name, other pixels: other Gram targets
+    with pytest.raises(NSTError, match="mine.png.*not the file the model trained on"):
+        resolve_styles(meta, tmp_path / "m.safetensors")
 
 
 def test_loss_settings_from_metadata():

@@ -13,6 +13,7 @@ from safetensors import safe_open
 import nst.cli
 from nst.errors import NSTError
 from nst.export import load_network
+from nst.files import file_digest
 from nst.image import save_image
 from nst.networks.transformer import TransformerNet
 
@@ -58,6 +59,7 @@ def test_train_writes_checkpoint_samples_and_a_self_describing_model(files):
     assert doc["network"] == "transformer" and doc["format_version"] == 2
     meta = doc["card"]
     assert meta["steps"] == 4 and meta["style"] == ["waves.png"] and meta["crop"] == 32
+    assert meta["style_digest"] == [file_digest(files / "waves.png")]
     assert meta["vgg"] == {"arch": "vgg16", "weights": "random"}
     assert meta["loss"]["style_layers"] == {"relu1_2": 1.0, "relu2_2": 1.0}
     net, _ = load_network(path)

@@ -33,7 +33,7 @@ from nst.cli.build import (
     set_threads,
 )
 from nst.errors import NSTError
-from nst.files import ensure_folder
+from nst.files import ensure_folder, file_digest
 from nst.grid import grid
 from nst.image import list_images, load_image, save_image
 from nst.modelfile import checkpoint_net, load_network, read_checkpoint, warm_start
@@ -115,6 +115,8 @@ def metadata(cfg: DictConfig, loss, style_paths: list[str]) -> dict[str, Any]:
     opt = OmegaConf.to_container(cfg.model.optimizer, resolve=True) if cfg.model.get("optimizer") else {}
     return {
         "style": [Path(p).name for p in style_paths],
+        # the name alone is ambiguous: compare finds the painting by name, and several copies exist
+        "style_digest": [file_digest(p) for p in style_paths],
         "name": cfg.get("name"),
         "style_blend": blend_weights(len(style_paths),
                                      [float(b) for b in as_list(cfg.get("style_blend"))] or None)

@@ -10,6 +10,7 @@ import torch
 from hydra import compose, initialize_config_dir
 
 import nst.cli
+from nst.assets import ROOT as ASSETS
 from nst.cli.compare import counts
 from nst.compare import (
     average,
@@ -188,8 +189,10 @@ def test_bad_iteration_counts_are_refused(bad):
 def test_a_multi_style_model_is_compared_on_the_chosen_style(tmp_path, photos):
     torch.manual_seed(0)
     names = ["starry_night.jpg", "udnie.jpg"]  # both bundled: the loss finds their images
+    digests = [file_digest(ASSETS / "styles" / n) for n in names]  # each style checked against its own
     net = TransformerNet(channels=8, num_residual=1, num_styles=2)
     model = save_model(tmp_path / "multi.safetensors", net, {**META, "style": names, "styles": names,
+                                                             "style_digest": digests,
                                                              "style_blend": [0.5, 0.5]})
     report = run_compare(tmp_path, model, photos, "style=udnie", "iterations=[1]", "limit=1")
     assert [p.rsplit("/", 1)[-1] for p in report["settings"]["style"]] == ["udnie.jpg"]

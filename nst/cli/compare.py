@@ -105,7 +105,9 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         image = Path(override[0]).expanduser() if override else None
         given = image is not None and image.is_file()
         k = pick(names, image.name if given else override[0] if override else 0)
-        chosen, meta = {"style": k}, {**meta, "style": [names[k]], "style_blend": None}
+        digests = meta.get("style_digest") or [None] * len(names)
+        chosen = {"style": k}
+        meta = {**meta, "style": [names[k]], "style_digest": [digests[k]], "style_blend": None}
         override = [str(image)] if given else []
         log.info("compare: style %d of the model, %s", k, names[k])
     stylizer = Stylizer(net, meta, **settings, tile_size=None, **chosen)

@@ -7,13 +7,14 @@ The Python API for notebooks and scripts::
     out = model(pil_image)                               # PIL in, PIL out; tensors work too
     out = model(tensor)                                  # (N, 3, H, W) in [0, 1]
 
-(``nst.stylize`` is the inference module; its options are in ``nst.api.stylize``.)
+(``nst.inference.stylize`` is the inference module; its options are in ``nst.api.stylize``.)
 
-Heavier pieces (``nst.gatys.optimize``, ``nst.export``, ``nst.perceptual.losses.PerceptualLoss``) are
-imported from their modules.
+Heavier pieces (``nst.gatys.module.optimize``, ``nst.models.export``,
+``nst.perceptual.losses.PerceptualLoss``) are imported from their modules.
 """
 
-__version__ = "0.1.0"
+from nst.version import __version__
+
 __all__ = ["NSTError", "Stylizer", "load_model", "__version__"]
 
 

@@ -3,7 +3,7 @@
     import nst
     model = nst.load_model("starry.safetensors")      # or a Lightning .ckpt
     out = model(Image.open("photo.jpg"))               # PIL in -> PIL out (alpha kept)
-    from nst.api import stylize                        # (nst.stylize is the module behind Stylizer)
+    from nst.api import stylize                        # (nst.inference.stylize is the module behind Stylizer)
     out = stylize(model, tensor, strength=0.8)         # (3,H,W)/(N,3,H,W) in [0,1] -> same shape
 
 Needs neither Hydra nor Lightning.
@@ -18,8 +18,8 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from nst.modelfile import load_any
-from nst.stylize import Stylizer
+from nst.inference.stylize import Stylizer
+from nst.models.modelfile import load_any
 
 __all__ = ["Stylizer", "load_model", "stylize"]
 
@@ -27,7 +27,7 @@ __all__ = ["Stylizer", "load_model", "stylize"]
 def load_model(path: str | os.PathLike, device: str | torch.device | None = None, *,
                precision: str = "32", channels_last: bool = False, **options: Any) -> Stylizer:
     """A callable :class:`Stylizer` from a .safetensors model or a Lightning .ckpt (for a
-    super-resolution model, an :class:`nst.upscale.Upscaler`, called the same way).
+    super-resolution model, an :class:`nst.inference.upscale.Upscaler`, called the same way).
 
     ``device`` defaults to CUDA when available; ``precision`` "bf16-mixed" runs under bf16
     autocast. ``options``: strength, preserve_color, tile_size, tile_overlap, tile_stats_size, and
@@ -38,7 +38,7 @@ def load_model(path: str | os.PathLike, device: str | torch.device | None = None
         device = "cuda" if torch.cuda.is_available() else "cpu"
     net, meta = load_any(path, device)
     if meta.get("network") == "sr":  # a super-resolution model: the same call upscales
-        from nst.upscale import Upscaler
+        from nst.inference.upscale import Upscaler
 
         return Upscaler(net, meta, device=device, precision=precision, channels_last=channels_last, **options)
     return Stylizer(net, meta, device=device, precision=precision, channels_last=channels_last, **options)

@@ -7,7 +7,7 @@
 - training: images/s of one full step (TransformerNet forward, VGG16 Johnson loss with its content
   targets, backward, Adam step) at 256 px, batches 4 and 16;
 - stylization: latency per image at 256, 512 and 1024 px (Stylizer, one pass, no tiling);
-- Gatys: seconds per iteration at 512 px through ``nst.gatys.optimize`` (L-BFGS and Adam).
+- Gatys: seconds per iteration at 512 px through ``nst.gatys.module.optimize`` (L-BFGS and Adam).
 Times are medians over repeats after warm-up. The baseline ("a straightforward float32 eager
 implementation of the same networks": NCHW, no channels_last, no compile) runs the training rows
 too, unless --no-baseline, so the optimized/baseline ratio comes out of one run. VGG weights are
@@ -43,11 +43,11 @@ REPO = Path(__file__).resolve().parent.parent
 QUIET = r".*(does not have many workers|module\(s\) in eval mode|LeafSpec).*"
 sys.path.insert(0, str(REPO))  # run from a checkout without installing
 
-from nst.gatys import optimize  # noqa: E402
+from nst.gatys.module import optimize  # noqa: E402
+from nst.inference.stylize import Stylizer  # noqa: E402
 from nst.networks.transformer import TransformerNet  # noqa: E402
 from nst.perceptual.build import build_loss  # noqa: E402
 from nst.perceptual.losses import PerceptualLoss  # noqa: E402
-from nst.stylize import Stylizer  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -252,7 +252,7 @@ def stylize_latency(setup: Setup, size: int, warmup: int = 2, repeats: int = 10)
 
 def gatys_speed(setup: Setup, size: int, optimizer: str, iterations: int = 5, warmup: int = 2) -> dict:
     """Seconds per Gatys iteration (median of per-step times after ``warmup`` steps) through
-    ``nst.gatys.optimize``; ``iterations_s``: the ``iterations`` timed steps together; ``fit_s``: the
+    ``nst.gatys.module.optimize``; ``iterations_s``: the ``iterations`` timed steps together; ``fit_s``: the
     whole ``trainer.fit`` (Lightning's setup and the warm-up steps too); first and last loss."""
     import pytorch_lightning as pl
 
@@ -469,7 +469,7 @@ def main(argv: list[str] | None = None) -> int:
         report.update(rows=rows, ratios=ratios(rows))
         report["hardware"]["loadavg_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
         if args.json:
-            from nst.files import atomic_write_text
+            from nst.io.files import atomic_write_text
 
             args.json.parent.mkdir(parents=True, exist_ok=True)
             atomic_write_text(args.json, json.dumps(report, indent=2))
@@ -506,7 +506,7 @@ def peer_main(args: argparse.Namespace) -> int:
             size = f"{r['size']}" + (f", batch {r['batch']}" if "batch" in r else "")
             print(f"| {r['lever']} | {size} | {r['ms']:.0f} | {r['vs_peer']:.2f}x | {diff} | {first} |")
         if args.json:
-            from nst.files import atomic_write_text
+            from nst.io.files import atomic_write_text
 
             atomic_write_text(args.json, json.dumps({"hardware": hw, "rows": rows}, indent=2))
         return 0
@@ -533,7 +533,7 @@ def peer_main(args: argparse.Namespace) -> int:
               f"{100 * r['fraction_of_bf16_peak']['nst']:.0f} % | "
               f"{r['peak_extra_mb']['peer']:.0f} / {r['peak_extra_mb']['nst']:.0f} |")
     if args.json:
-        from nst.files import atomic_write_text
+        from nst.io.files import atomic_write_text
 
         atomic_write_text(args.json, json.dumps(report, indent=2, default=str))
     return 0

@@ -27,10 +27,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from nst.compare import loss_settings  # noqa: E402
-from nst.files import atomic_write_text, ensure_folder  # noqa: E402
-from nst.image import list_images  # noqa: E402
-from nst.modelfile import read_meta  # noqa: E402
+from nst.evaluation.compare import loss_settings  # noqa: E402
+from nst.io.files import atomic_write_text, ensure_folder  # noqa: E402
+from nst.io.image import list_images  # noqa: E402
+from nst.models.modelfile import read_meta  # noqa: E402
 
 # what must match for two models' unweighted style and content terms to be the same measure
 YARDSTICK = ("arch", "weights", "content_layers", "style_layers", "normalize")

@@ -25,12 +25,12 @@ from pathlib import Path
 import torch
 import yaml
 
-from nst.compare import build_loss
-from nst.files import atomic_write_text
-from nst.grid import grid
+from nst.evaluation.compare import build_loss
+from nst.gatys.multiscale import coarse_to_fine
 from nst.hardware import describe
-from nst.image import load_image, resize, save_image
-from nst.multiscale import coarse_to_fine
+from nst.io.files import atomic_write_text
+from nst.io.grid import grid
+from nst.io.image import load_image, resize, save_image
 
 # Per-layer style weights (relu1_2, relu2_2, relu3_3, relu4_3) by name: the johnson2016 loss's
 # equal weights, and two shifts of the balance between fine texture and larger strokes.

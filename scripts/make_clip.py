@@ -12,10 +12,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from nst import flicker
 from nst.errors import NSTError
-from nst.image import load_image
-from nst.video import write_frames
+from nst.evaluation import flicker
+from nst.inference.video import write_frames
+from nst.io.image import load_image
 
 
 def main(argv: list[str] | None = None) -> int:

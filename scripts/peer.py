@@ -154,7 +154,7 @@ def nst_train_step(batch: int, size: int, style_size: int = 256, *overrides: str
 def nst_stylizer(folder: Path, **options: Any) -> Callable[[torch.Tensor], torch.Tensor]:
     """``nst.load_model(file)`` for a TransformerNet of the default size (random weights)."""
     import nst
-    from nst.modelfile import save_model
+    from nst.models.modelfile import save_model
     from nst.networks.transformer import TransformerNet
 
     torch.manual_seed(0)
@@ -289,7 +289,7 @@ def stylize_levers(peer_path: str | Path, size: int = 512, warmup: int = 1, repe
         "bf16 autocast, whole net": lambda: _under(bf16, lambda: net(x)),
         "bf16 mixed_precision (ends fp32)": lambda: mixed(x),
     }
-    from nst import onnxrt
+    from nst.models import onnxrt
 
     if onnxrt.available():
         twin = onnxrt.OrtNet(net)

@@ -24,7 +24,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from nst.files import atomic_write_text  # noqa: E402
+from nst.io.files import atomic_write_text  # noqa: E402
 
 
 def score(ckpt: Path, out: Path, args: argparse.Namespace) -> dict:

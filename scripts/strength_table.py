@@ -23,12 +23,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from nst.compare import build_loss, loss_settings, resolve_styles, set_styles  # noqa: E402
-from nst.files import atomic_write_text, ensure_folder  # noqa: E402
-from nst.grid import grid  # noqa: E402
-from nst.image import list_images, load_image, save_image  # noqa: E402
-from nst.modelfile import load_any  # noqa: E402
-from nst.stylize import Stylizer  # noqa: E402
+from nst.evaluation.compare import build_loss, loss_settings, resolve_styles, set_styles  # noqa: E402
+from nst.inference.stylize import Stylizer  # noqa: E402
+from nst.io.files import atomic_write_text, ensure_folder  # noqa: E402
+from nst.io.grid import grid  # noqa: E402
+from nst.io.image import list_images, load_image, save_image  # noqa: E402
+from nst.models.modelfile import load_any  # noqa: E402
 
 
 def terms(loss, image: torch.Tensor, content: torch.Tensor) -> dict[str, float]:

@@ -16,8 +16,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import nst  # noqa: E402
-from nst.grid import grid  # noqa: E402
-from nst.image import load_image, save_image  # noqa: E402
+from nst.io.grid import grid  # noqa: E402
+from nst.io.image import load_image, save_image  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,8 +22,8 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import nst  # noqa: E402
-from nst.compare import build_loss  # noqa: E402
-from nst.image import load_image, save_image  # noqa: E402
+from nst.evaluation.compare import build_loss  # noqa: E402
+from nst.io.image import load_image, save_image  # noqa: E402
 
 LOSS = Path(__file__).resolve().parents[1] / "configs/loss/johnson2016.yaml"  # the layers, weights, TV
 

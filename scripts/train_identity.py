@@ -18,7 +18,7 @@ import warnings
 import pytorch_lightning as pl
 import torch
 
-from nst.modelfile import save_model
+from nst.models.modelfile import save_model
 from nst.networks.transformer import TransformerNet
 from nst.perceptual.losses import PixelLoss
 from nst.training.data import PhotoDataModule

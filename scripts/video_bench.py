@@ -25,9 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def _child(model: str, clip: str, out: str, batch: int, precision: str, split: bool) -> None:
-    from nst.batch import Job, stylize_files
-    from nst.modelfile import load_any
-    from nst.stylize import Stylizer
+    from nst.inference.batch import Job, stylize_files
+    from nst.inference.stylize import Stylizer
+    from nst.models.modelfile import load_any
 
     net, meta = load_any(model)
     stylizer = Stylizer(net, meta, precision=precision)
@@ -42,7 +42,7 @@ def _child(model: str, clip: str, out: str, batch: int, precision: str, split: b
     if split:  # the network alone: the same frames decoded into memory first, stylized in batches
         import torch
 
-        from nst.video import iter_frames
+        from nst.inference.video import iter_frames
 
         frames = torch.cat(list(iter_frames(clip)))
         start = time.perf_counter()
@@ -82,9 +82,9 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from nst import flicker
-    from nst.image import load_image, resize
-    from nst.video import write_frames
+    from nst.evaluation import flicker
+    from nst.inference.video import write_frames
+    from nst.io.image import load_image, resize
 
     work = Path(args.out or tempfile.mkdtemp(prefix="nst-video-bench-"))
     work.mkdir(parents=True, exist_ok=True)

@@ -28,7 +28,7 @@ print("wheel nst:", nst.__file__, "configs:", nst.cli.config_dir())
 EOF
 help="$("$work/venv/bin/nst" --help)"; grep -q "mode:" <<< "$help"
 models="$("$work/venv/bin/nst" mode=models)"; grep -q starry_night <<< "$models"
-"$work/venv/bin/python" -c "import torch; from nst.image import save_image; save_image(torch.rand(1, 3, 40, 56), 'in.png')"
+"$work/venv/bin/python" -c "import torch; from nst.io.image import save_image; save_image(torch.rand(1, 3, 40, 56), 'in.png')"
 "$work/venv/bin/nst" mode=stylize checkpoint=starry_night input=in.png output=out/in_starry.png
 test -s out/in_starry.png
 test ! -e outputs  # an explicit output= leaves no Hydra run folder behind

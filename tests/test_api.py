@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from nst.api import Stylizer, load_model, stylize
-from nst.export import save_model
+from nst.models.modelfile import save_model
 from nst.networks.transformer import TransformerNet
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from nst.inference.stylize import Stylizer
 from nst.networks.transformer import TransformerNet
-from nst.stylize import Stylizer
 
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "benchmark.py"
 

@@ -13,7 +13,7 @@ import torch
 from nst.cli import config_dir
 from nst.cli.argv import check, is_checkable, run_folder
 from nst.errors import NSTError
-from nst.image import save_image
+from nst.io.image import save_image
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -12,10 +12,10 @@ from hydra import compose, initialize_config_dir
 import nst.cli
 from nst.cli.build import build_loss
 from nst.cli.gatys import prepare_style, side_by_side, style_side
-from nst.color import rgb_to_yiq
 from nst.errors import NSTError
-from nst.image import load_image, save_image
-from nst.multiscale import level_iterations, levels
+from nst.gatys.multiscale import level_iterations, levels
+from nst.inference.color import rgb_to_yiq
+from nst.io.image import load_image, save_image
 
 FAST = ["vgg.weights=random", "logger=none", "trainer.enable_progress_bar=false", "iterations=3"]
 

@@ -3,8 +3,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from nst.color import color_mode, match_color, match_histograms, rgb_to_yiq, transfer_luminance, yiq_to_rgb
 from nst.errors import NSTError
+from nst.inference.color import (
+    color_mode,
+    match_color,
+    match_histograms,
+    rgb_to_yiq,
+    transfer_luminance,
+    yiq_to_rgb,
+)
 
 
 def test_yiq_round_trip(image):

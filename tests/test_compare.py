@@ -12,7 +12,8 @@ from hydra import compose, initialize_config_dir
 import nst.cli
 from nst.assets import ROOT as ASSETS
 from nst.cli.compare import counts
-from nst.compare import (
+from nst.errors import NSTError
+from nst.evaluation.compare import (
     average,
     best_curve,
     build_loss,
@@ -21,10 +22,9 @@ from nst.compare import (
     loss_settings,
     resolve_styles,
 )
-from nst.errors import NSTError
-from nst.export import save_model
-from nst.files import file_digest
-from nst.image import load_image, save_image
+from nst.io.files import file_digest
+from nst.io.image import load_image, save_image
+from nst.models.modelfile import save_model
 from nst.networks.transformer import TransformerNet
 
 # What nst.cli.train stores, with shallow layers so that a step costs little on 2 cores.
@@ -207,7 +207,7 @@ def test_a_multi_style_model_is_compared_on_the_chosen_style(tmp_path, photos):
 def test_a_second_network_reuses_the_gatys_runs(tmp_path, model, photos, monkeypatch):
     """The Gatys runs depend on the photo and the loss, not on the network: a second comparison of
     another network on the same photos runs no optimizer and reads the same curves."""
-    import nst.compare as compare
+    import nst.evaluation.compare as compare
 
     first = run_compare(tmp_path / "a", model, photos)
     torch.manual_seed(1)

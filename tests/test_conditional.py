@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from nst.errors import NSTError
+from nst.inference.styles import mix_for, pick
 from nst.networks.conditional import adopt, freeze_for_norm_finetune
 from nst.networks.transformer import TransformerNet
-from nst.styles import mix_for, pick
 from tests.conftest import float32_atol
 
 

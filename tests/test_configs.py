@@ -58,7 +58,7 @@ def test_every_loss_instantiates_on_its_network(tmp_path, loss):
 def test_every_model_instantiates_its_lightning_module(tmp_path, model):
     import torch
 
-    from nst.gatys import GatysModule
+    from nst.gatys.module import GatysModule
     from nst.perceptual.losses import PixelLoss
     from nst.training.module import ImageToImageModule
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from nst.errors import NSTError
-from nst.image import save_image
+from nst.io.image import save_image
 from nst.training.data import PhotoDataModule
 
 

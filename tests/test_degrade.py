@@ -1,11 +1,11 @@
-"""nst.degrade: the low-resolution inputs super-resolution learns from."""
+"""nst.training.degrade: the low-resolution inputs super-resolution learns from."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from nst.degrade import Degrade, bicubic, blur, crop_to_multiple, degrade, gaussian_kernel
+from nst.training.degrade import Degrade, bicubic, blur, crop_to_multiple, degrade, gaussian_kernel
 
 
 def test_the_degradation_is_deterministic_and_divides_the_size():

@@ -1,4 +1,4 @@
-"""nst.evaluate: PSNR/SSIM on Y with the SR convention, and the bicubic baseline."""
+"""nst.evaluation.superres: PSNR/SSIM on Y with the SR convention, and the bicubic baseline."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from nst.degrade import bicubic, degrade
-from nst.evaluate import evaluate_image, psnr_y, rgb_to_y, ssim_y
+from nst.evaluation.superres import evaluate_image, psnr_y, rgb_to_y, ssim_y
+from nst.training.degrade import bicubic, degrade
 
 
 def test_identical_images_score_the_maximum():

@@ -1,11 +1,11 @@
-"""Exports for other runtimes (nst.export): TorchScript and ONNX parity with PyTorch."""
+"""Exports for other runtimes (nst.models.export): TorchScript and ONNX parity with PyTorch."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from nst.export import export_onnx, export_torchscript
+from nst.models.export import export_onnx, export_torchscript
 from nst.networks.transformer import TransformerNet
 
 

@@ -5,7 +5,7 @@ import os
 import pytest
 
 from nst.errors import NSTError
-from nst.files import atomic_path, atomic_write_text
+from nst.io.files import atomic_path, atomic_write_text
 
 
 def test_write_lands_whole(tmp_path):

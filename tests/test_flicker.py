@@ -1,4 +1,4 @@
-"""Flicker measures (nst/flicker.py), the stability terms (nst/perceptual/stability.py) and
+"""Flicker measures (nst/evaluation/flicker.py), the stability terms (nst/perceptual/stability.py) and
 `nst mode=flicker`."""
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from hydra import compose, initialize_config_dir
 from torch import nn
 
 import nst.cli
-from nst import flicker
 from nst.errors import NSTError
-from nst.export import save_model
-from nst.image import save_image
+from nst.evaluation import flicker
+from nst.io.image import save_image
+from nst.models.modelfile import save_model
 from nst.networks.transformer import TransformerNet
 from nst.perceptual.stability import StabilityLoss, random_affine, warp
 
@@ -177,7 +177,7 @@ def test_make_clip_script_writes_a_pan_with_sound(tmp_path):
     from pathlib import Path
 
     pytest.importorskip("av")
-    from nst.video import probe
+    from nst.inference.video import probe
 
     path = Path(__file__).resolve().parent.parent / "scripts" / "make_clip.py"
     spec = importlib.util.spec_from_file_location("make_clip", path)
@@ -196,7 +196,7 @@ def test_make_clip_script_writes_a_pan_with_sound(tmp_path):
 def test_flicker_mode_measures_a_real_clip_with_optical_flow(tmp_path):
     pytest.importorskip("av")
     pytest.importorskip("cv2")
-    from nst.video import write_frames
+    from nst.inference.video import write_frames
 
     smooth = torch.nn.functional.avg_pool2d(photo(64, 140), 5, 1, 2)
     clip = tmp_path / "pan.mp4"

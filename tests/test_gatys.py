@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from nst.errors import NSTError
-from nst.gatys import GatysModule, optimize
-from nst.image import resize, save_image
-from nst.initial_image import initial_image
+from nst.gatys.initial_image import initial_image
+from nst.gatys.module import GatysModule, optimize
+from nst.io.image import resize, save_image
 from nst.perceptual.losses import PerceptualLoss, tv_loss
 from nst.perceptual.vgg import load_vgg
 

@@ -1,10 +1,10 @@
-"""nst.grid: the one picture layout."""
+"""nst.io.grid: the one picture layout."""
 
 from __future__ import annotations
 
 import torch
 
-from nst.grid import grid
+from nst.io.grid import grid
 
 
 def test_rows_are_scaled_to_one_height_with_white_gaps():

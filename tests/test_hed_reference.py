@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from nst.image import load_image
+from nst.io.image import load_image
 from nst.perceptual.vgg import load_vgg
 
 DATA = Path(__file__).parent / "data"

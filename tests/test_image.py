@@ -1,4 +1,4 @@
-"""nst.image: every test writes its own tiny files in tmp_path (PIL/numpy) and checks one property."""
+"""nst.io.image: every test writes its own tiny files in tmp_path (PIL/numpy) and checks one property."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import pytest
 import torch
 from PIL import Image
 
-from nst import image as nimg
 from nst.errors import NSTError
-from nst.image import list_images, load_image, load_image_alpha, resize, save_image
+from nst.io import image as nimg
+from nst.io.image import list_images, load_image, load_image_alpha, resize, save_image
 
 RED, TEAL = (200, 30, 40), (20, 140, 160)
 

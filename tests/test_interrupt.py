@@ -19,8 +19,8 @@ from hydra import compose, initialize_config_dir
 
 import nst.cli
 from nst.errors import NSTError
-from nst.export import load_lightning_checkpoint, load_network
-from nst.image import save_image
+from nst.io.image import save_image
+from nst.models.modelfile import load_lightning_checkpoint, load_network
 
 REPO = Path(__file__).resolve().parent.parent
 # epoch_size=10 with batch_size=2: 5 steps an epoch, and ckpt_every=3 puts the first checkpoints
@@ -234,7 +234,7 @@ KILLED_EXPORT = """
 import sys, time
 from pathlib import Path
 import torch
-from nst.modelfile import save_model
+from nst.models.modelfile import save_model
 from nst.networks.transformer import TransformerNet
 
 real = Path.write_bytes
@@ -258,7 +258,7 @@ def test_sigkill_during_export_leaves_no_partial_model(tmp_path):
     finally:
         proc.kill()
     assert not target.exists()  # only a hidden temporary is left, which no loader takes for the model
-    from nst.modelfile import load_any
+    from nst.models.modelfile import load_any
 
     assert [p.name.startswith(".") and ".tmp" in p.name for p in tmp_path.iterdir()] == [True]
     with pytest.raises(NSTError, match="no such model file"):

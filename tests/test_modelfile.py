@@ -1,4 +1,4 @@
-"""The model file (nst.modelfile): format 2 round trip, format 1 still loads, refusals, checkpoints."""
+"""The model file (nst.models.modelfile): format 2 round trip, format 1 still loads, refusals, checkpoints."""
 
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ from safetensors.torch import save_file
 
 from nst import networks
 from nst.errors import NSTError
-from nst.export import export_onnx
-from nst.modelfile import load_any, load_lightning_checkpoint, load_network, save_model, warm_start
+from nst.models.export import export_onnx
+from nst.models.modelfile import load_any, load_lightning_checkpoint, load_network, save_model
 from nst.networks.transformer import TransformerNet
+from nst.training.finetune import warm_start
 
 META = {"style": ["starry_night.jpg"], "loss": {"style_layers": {"relu1_2": 1.0}, "content_weight": 1.0},
         "weights": "hed", "steps": 40}
@@ -242,14 +243,8 @@ def test_checkpoint_names_its_network(net, tmp_path):
 
 
 def test_read_meta_gives_the_loaders_meta_without_the_weights(net, tmp_path):
-    from nst.modelfile import read_meta
+    from nst.models.modelfile import read_meta
     path = save_model(tmp_path / "m.safetensors", net, META)
     assert read_meta(path) == load_network(path)[1]
 
 
-def test_the_old_name_of_load_network_still_works():
-    # nst.export.load_model was the 0.1 name; nst.load_model (a Stylizer) is the Python API's
-    import nst.export
-    from nst.modelfile import load_network
-
-    assert nst.export.load_model is load_network

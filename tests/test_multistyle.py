@@ -9,10 +9,11 @@ import torch
 import nst
 import nst.cli
 from nst.errors import NSTError
-from nst.export import export_onnx, load_network, save_model
-from nst.image import load_image, save_image
+from nst.inference.stylize import Stylizer
+from nst.io.image import load_image, save_image
+from nst.models.export import export_onnx
+from nst.models.modelfile import load_network, save_model
 from nst.networks.transformer import TransformerNet
-from nst.stylize import Stylizer
 from tests.conftest import float32_atol
 from tests.test_stylize_cli import run
 from tests.test_train_cli import config, files  # noqa: F401  (the fixture)

@@ -1,4 +1,4 @@
-"""The ONNX Runtime twin of a TransformerNet (nst.onnxrt): same results, same interface, cached."""
+"""The ONNX Runtime twin of a TransformerNet (nst.models.onnxrt): same results, same interface, cached."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ import pytest
 import torch
 
 from nst.errors import NSTError
+from nst.inference.stylize import Stylizer
 from nst.networks.transformer import TransformerNet
-from nst.stylize import Stylizer
 
 ort = pytest.importorskip("onnxruntime")
-from nst.onnxrt import OrtNet, _cache_dir  # noqa: E402
+from nst.models.onnxrt import OrtNet, _cache_dir  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,8 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 import nst.cli
-from nst.export import load_network
-from nst.image import save_image
+from nst.io.image import save_image
+from nst.models.modelfile import load_network
 
 PRESETS = sorted(p.stem for p in (Path(nst.cli.config_dir()) / "experiment").glob("*.yaml"))
 TINY = ["vgg.weights=random", "logger=csv", "trainer.enable_progress_bar=false", "data.crop=32",
@@ -55,7 +55,7 @@ def test_preset_warm_start_fits_its_network(preset):
     """A preset's init_from (a shipped model) has the architecture of the preset's own model."""
     from hydra.utils import instantiate
 
-    from nst.modelfile import warm_start
+    from nst.training.finetune import warm_start
 
     with initialize_config_dir(config_dir=nst.cli.config_dir(), version_base="1.3"):
         cfg = compose("config", overrides=[f"experiment={preset}", "paths.output_dir=/tmp/unused"])

@@ -16,8 +16,8 @@ from hydra import compose, initialize_config_dir
 
 import nst.cli
 from nst.errors import NSTError
-from nst.export import save_model
-from nst.image import load_image, save_image
+from nst.io.image import load_image, save_image
+from nst.models.modelfile import save_model
 from nst.networks.transformer import TransformerNet
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -331,7 +331,7 @@ def test_compare_odd_input_works(tmp_path, corpus, good, name):
 def test_compare_output_under_a_regular_file_is_refused_before_gatys_runs(tmp_path, good, monkeypatch):
     blocker = tmp_path / "blocker"
     blocker.write_text("x")
-    monkeypatch.setattr("nst.compare.gatys_runs",
+    monkeypatch.setattr("nst.evaluation.compare.gatys_runs",
                         lambda *a, **k: pytest.fail("Gatys ran before the check"))
     with pytest.raises(NSTError) as e:
         nst.cli.run(cfg_of(tmp_path, *COMPARE, f"checkpoint={good['model']}", f"input={good['photo']}",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from nst.image import save_image
+from nst.io.image import save_image
 from nst.training.data import PhotoDataModule
 from nst.training.sampling import EpochSampler
 

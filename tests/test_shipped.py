@@ -8,10 +8,11 @@ import sys
 import pytest
 import torch
 
-from nst import shipped
 from nst.api import load_model
+from nst.cli.models import describe
 from nst.errors import NSTError
-from nst.export import save_model
+from nst.models import shipped
+from nst.models.modelfile import save_model
 from nst.networks.transformer import TransformerNet
 
 
@@ -50,7 +51,7 @@ def test_a_file_in_the_working_directory_wins_over_a_shipped_name(models, tmp_pa
 
 
 def test_describe_reads_the_card_fields(models):
-    card = shipped.describe(models / "dots.safetensors")
+    card = describe(models / "dots.safetensors")
     assert card["name"] == "dots" and card["style"] == "dots.jpg" and card["steps"] == 7
     assert card["network"] == "transformer" and card["args"]["channels"] == 8 and card["kib"] > 0
 

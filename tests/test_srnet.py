@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from nst.degrade import bicubic, degrade
-from nst.modelfile import load_network, save_model
+from nst.models.modelfile import load_network, save_model
 from nst.networks.srnet import SRNet
+from nst.training.degrade import bicubic, degrade
 
 
 @pytest.fixture
@@ -83,7 +83,7 @@ def test_the_model_file_names_the_network_and_reloads(tmp_path, net):
 
 
 def test_torchscript_and_onnx_keep_sizes_dynamic(tmp_path, net):
-    from nst.export import export_onnx, export_torchscript
+    from nst.models.export import export_onnx, export_torchscript
 
     x = torch.rand(1, 3, 11, 7)
     scripted = torch.jit.load(str(export_torchscript(net, tmp_path / "sr.pt")))

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import torch
 
-from nst.image import save_image
-from nst.modelfile import save_model
+from nst.io.image import save_image
+from nst.models.modelfile import save_model
 from nst.networks.transformer import TransformerNet
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"

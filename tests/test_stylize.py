@@ -7,13 +7,13 @@ import pytest
 import torch
 from PIL import Image
 
-from nst.batch import Job, stylize_files
-from nst.color import rgb_to_yiq
 from nst.errors import NSTError
-from nst.image import load_image, save_image
+from nst.inference.batch import Job, stylize_files
+from nst.inference.color import rgb_to_yiq
+from nst.inference.stylize import Stylizer
+from nst.inference.tiling import ramps, spans
+from nst.io.image import load_image, save_image
 from nst.networks.transformer import TransformerNet
-from nst.stylize import Stylizer
-from nst.tiling import ramps, spans
 
 
 @pytest.fixture

@@ -12,9 +12,9 @@ from hydra import compose, initialize_config_dir
 
 import nst.cli
 from nst.errors import NSTError
-from nst.export import save_model
-from nst.image import load_image, save_image
-from nst.jobs import plan_jobs
+from nst.inference.jobs import plan_jobs
+from nst.io.image import load_image, save_image
+from nst.models.modelfile import save_model
 from nst.networks.transformer import TransformerNet
 
 

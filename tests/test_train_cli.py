@@ -12,9 +12,9 @@ from safetensors import safe_open
 
 import nst.cli
 from nst.errors import NSTError
-from nst.export import load_network
-from nst.files import file_digest
-from nst.image import save_image
+from nst.io.files import file_digest
+from nst.io.image import save_image
+from nst.models.modelfile import load_network
 from nst.networks.transformer import TransformerNet
 
 TINY = ["vgg.weights=random", "logger=csv", "trainer.enable_progress_bar=false", "data.crop=32",

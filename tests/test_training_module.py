@@ -8,7 +8,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from nst.errors import NSTError
-from nst.export import load_lightning_checkpoint, load_network
+from nst.models.modelfile import load_lightning_checkpoint, load_network
 from nst.networks.transformer import TransformerNet
 from nst.perceptual.losses import PerceptualLoss
 from nst.perceptual.vgg import load_vgg
@@ -161,7 +161,7 @@ def test_sample_grid_writes_pictures_and_val_losses(tmp_path):
 
 def test_callbacks_without_paths_write_into_the_run_folder(tmp_path):
     # what configs/mode/train.yaml builds: folders and file names come from default_root_dir
-    from nst.image import save_image
+    from nst.io.image import save_image
 
     save_image(torch.rand(1, 3, 20, 28), tmp_path / "photos" / "a.png")
     module = make_module()

@@ -1,4 +1,4 @@
-"""Stylizing a folder across processes (nst.training.predict): each file written once, one summary."""
+"""Stylizing a folder across processes (nst.inference.distributed): each file written once, one summary."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ from pathlib import Path
 
 import torch
 
-from nst.batch import Summary
-from nst.image import load_image, save_image
-from nst.modelfile import load_network, save_model
+from nst.inference.batch import Summary
+from nst.inference.distributed import merge
+from nst.inference.stylize import Stylizer
+from nst.io.image import load_image, save_image
+from nst.models.modelfile import load_network, save_model
 from nst.networks.transformer import TransformerNet
-from nst.stylize import Stylizer
-from nst.training.predict import merge
 
 
 def test_merge_adds_the_files_and_keeps_the_longest_time():

@@ -1,4 +1,4 @@
-"""nst.upscale and `nst mode=upscale` / `mode=evaluate`: tiles, alpha, limits, bad inputs."""
+"""nst.inference.upscale and `nst mode=upscale` / `mode=evaluate`: tiles, alpha, limits, bad inputs."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from PIL import Image
 import nst
 import nst.cli
 from nst.errors import NSTError
-from nst.image import load_image, save_image
-from nst.modelfile import save_model
+from nst.inference.upscale import Upscaler
+from nst.io.image import load_image, save_image
+from nst.models.modelfile import save_model
 from nst.networks.srnet import SRNet
 from nst.networks.transformer import TransformerNet
-from nst.upscale import Upscaler
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Video in, video out (nst/video.py): what is kept from the source, streaming, shared statistics,
+"""Video in, video out (nst/inference/video.py): what is kept from the source, streaming, shared statistics,
 the CLI for style and super-resolution models, and bad clips (one line, nothing written)."""
 
 from __future__ import annotations
@@ -13,15 +13,15 @@ from hydra import compose, initialize_config_dir
 
 import nst.cli
 from nst.errors import NSTError
-from nst.export import save_model
-from nst.flicker import pan
-from nst.jobs import plan_jobs
+from nst.evaluation.flicker import pan
+from nst.inference.jobs import plan_jobs
+from nst.inference.stylize import Stylizer
+from nst.models.modelfile import save_model
 from nst.networks.srnet import SRNet
 from nst.networks.transformer import TransformerNet
-from nst.stylize import Stylizer
 
 av = pytest.importorskip("av")
-from nst.video import frame_step, is_video, iter_frames, probe, process_video, write_frames  # noqa: E402
+from nst.inference.video import frame_step, is_video, iter_frames, probe, process_video, write_frames  # noqa: E402
 from tests.conftest import float32_atol  # noqa: E402
 
 
@@ -268,7 +268,7 @@ def test_iter_frames_yields_one_frame_at_a_time(clip):
 
 
 def test_a_resolution_change_midway_is_scaled_to_the_first():
-    from nst.video import _frames_to_tensor
+    from nst.inference.video import _frames_to_tensor
 
     class Frame:  # what PyAV decodes from a WebRTC recording whose resolution changes
         def __init__(self, h, w):

@@ -20,6 +20,16 @@ from nst.errors import NSTError
 
 log = logging.getLogger("nst")
 
+
+class _NoAdverts(logging.Filter):
+    """Lightning logs an advertisement for a cloud logger on every fit; nothing a user can act on."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "litlogger" not in record.getMessage()
+
+
+logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(_NoAdverts())
+
 MODES = ("train", "gatys", "stylize", "upscale", "evaluate", "export", "compare", "flicker", "weights",
          "models")
 # What to lower when CUDA runs out of memory, per mode.

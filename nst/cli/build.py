@@ -16,7 +16,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from nst.errors import NSTError
 from nst.hardware import busy_cores, resolve_precision
-from nst.image import load_image
+from nst.io.image import load_image
 from nst.perceptual.build import loss_layers, loss_on
 from nst.perceptual.losses import PerceptualLoss
 
@@ -92,9 +92,9 @@ def build_logger(cfg: DictConfig, save_dir: str | Path | None = None):
 
 def gatys_module(cfg: DictConfig, **kwargs):
     """``cfg.model`` as the factory of GatysModules that mode=gatys and mode=compare run (a
-    ``_partial_`` nst.gatys.GatysModule); one line when the model group names something else."""
+    ``_partial_`` nst.gatys.module.GatysModule); one line when the model group names something else."""
     target = str(cfg.model.get("_target_", ""))
-    if target != "nst.gatys.GatysModule" or not cfg.model.get("_partial_"):
+    if target != "nst.gatys.module.GatysModule" or not cfg.model.get("_partial_"):
         raise NSTError(f"model={target or '?'}: mode={cfg.mode} optimizes an image, choose model=gatys "
                        "(L-BFGS) or model=gatys_adam")
     return instantiate(cfg.model, **kwargs)

@@ -1,7 +1,7 @@
 """``nst mode=compare checkpoint=MODEL input=PHOTOS``: the network against Gatys under one loss.
 
 For each photo: the network's result and the Gatys snapshots at each ``iterations`` count, their
-loss terms and times (see :mod:`nst.compare`); writes ``results.json``, ``results.md`` and one
+loss terms and times (see :mod:`nst.evaluation.compare`); writes ``results.json``, ``results.md`` and one
 picture per photo (content | Gatys at each count | network) into ``output`` (default
 ``<run folder>/compare``).
 """
@@ -28,7 +28,8 @@ from nst.cli.build import (
     require,
 )
 from nst.cli.build import build_loss as build_config_loss
-from nst.compare import (
+from nst.errors import NSTError
+from nst.evaluation.compare import (
     average,
     build_loss,
     compare_photo,
@@ -36,16 +37,15 @@ from nst.compare import (
     resolve_styles,
     set_styles,
 )
-from nst.errors import NSTError
-from nst.files import atomic_write_text, ensure_folder
-from nst.grid import grid
+from nst.evaluation.report import markdown
 from nst.hardware import describe
-from nst.image import list_images, load_image, save_image
-from nst.modelfile import load_any
+from nst.inference.styles import pick, style_names
+from nst.inference.stylize import Stylizer
+from nst.io.files import atomic_write_text, ensure_folder
+from nst.io.grid import grid
+from nst.io.image import list_images, load_image, save_image
+from nst.models.modelfile import load_any
 from nst.perceptual.hed import cache_dir
-from nst.report import markdown
-from nst.styles import pick, style_names
-from nst.stylize import Stylizer
 
 log = logging.getLogger("nst")
 # Lightning's notes on every Gatys fit that say nothing here: the one image needs no workers, the VGG is

@@ -1,5 +1,5 @@
 """``nst mode=evaluate checkpoint=MODEL input=FOLDER [baselines=[M2,...]]``: super-resolution
-models against bicubic on high-resolution photos (nst.evaluate: PSNR/SSIM on Y, relu2_2 error).
+models against bicubic on high-resolution photos (nst.evaluation.superres: PSNR/SSIM on Y, relu2_2 error).
 
 Writes into output (default <run folder>/evaluate): results.json, results.md and, per photo,
 <photo>_crop.jpg: a crop of low-res (nearest, enlarged) | bicubic | each model | original.
@@ -19,13 +19,13 @@ from omegaconf import DictConfig
 
 from nst.cli.build import as_list, output_folder, require, set_threads
 from nst.errors import NSTError
-from nst.evaluate import evaluate_image
-from nst.files import atomic_write_text, ensure_folder
-from nst.grid import grid
+from nst.evaluation.superres import evaluate_image
 from nst.hardware import describe
-from nst.image import list_images, load_image, save_image
-from nst.modelfile import load_any
-from nst.upscale import Upscaler, is_upscaler
+from nst.inference.upscale import Upscaler, is_upscaler
+from nst.io.files import atomic_write_text, ensure_folder
+from nst.io.grid import grid
+from nst.io.image import list_images, load_image, save_image
+from nst.models.modelfile import load_any
 
 
 def _model(path: str) -> tuple[str, Upscaler, dict]:

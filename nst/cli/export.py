@@ -11,7 +11,8 @@ from omegaconf import DictConfig, ListConfig
 
 from nst.cli.build import output_folder, require
 from nst.errors import NSTError
-from nst.export import export_onnx, export_torchscript, load_any, save_model
+from nst.models.export import export_onnx, export_torchscript
+from nst.models.modelfile import load_any, save_model
 from nst.networks.transformer import TransformerNet
 
 # TorchScript gets a double suffix: a plain .pt would read as a Lightning checkpoint to load_any.
@@ -35,7 +36,7 @@ def max_difference(fmt: str, path: Path, net: TransformerNet) -> float | None:
     with torch.no_grad():
         want = net.cpu()(x, **condition)
         if fmt == "safetensors":
-            from nst.export import load_network
+            from nst.models.modelfile import load_network
 
             got = load_network(path)[0](x, **condition)
         elif fmt == "torchscript":
@@ -48,7 +49,7 @@ def max_difference(fmt: str, path: Path, net: TransformerNet) -> float | None:
             except ImportError:
                 return None
             session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-            names = {"style": "style_mix", "strength": "strength"}  # nst.export.export_onnx's input names
+            names = {"style": "style_mix", "strength": "strength"}  # export_onnx's input names
             feed = {"image": x.numpy(), **{names[k]: v.numpy() for k, v in condition.items()}}
             got = torch.from_numpy(session.run(None, feed)[0])
     return (got - want).abs().max().item()

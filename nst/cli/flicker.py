@@ -1,5 +1,5 @@
 """``nst mode=flicker checkpoint=M input=PHOTO|CLIP``: how much a network flickers, with its loss
-terms and speed (nst.flicker). A photo becomes a synthetic pan (or zoom) with exact motion; a clip
+terms and speed (nst.evaluation.flicker). A photo becomes a synthetic pan (or zoom) with exact motion; a clip
 is measured with optical flow. ``baselines=[...]`` adds models and ``video_stats=[frame,clip]``
 the ways of sharing instance-norm statistics: one row per model and way, in results.json and
 results.md, and a picture of each row's frame difference."""
@@ -16,18 +16,18 @@ from typing import Any
 import torch
 from omegaconf import DictConfig
 
-from nst import flicker
 from nst.cli.build import as_list, device_settings, output_folder, pixels, require
-from nst.compare import build_loss, loss_settings, resolve_styles, set_styles
 from nst.errors import NSTError
-from nst.files import atomic_write_text, ensure_folder
-from nst.grid import grid
+from nst.evaluation import flicker
+from nst.evaluation.compare import build_loss, loss_settings, resolve_styles, set_styles
 from nst.hardware import describe
-from nst.image import load_image, save_image
-from nst.modelfile import load_any
-from nst.styles import pick
-from nst.stylize import Stylizer
-from nst.video import frame_step, is_video, iter_frames
+from nst.inference.styles import pick
+from nst.inference.stylize import Stylizer
+from nst.inference.video import frame_step, is_video, iter_frames
+from nst.io.files import atomic_write_text, ensure_folder
+from nst.io.grid import grid
+from nst.io.image import load_image, save_image
+from nst.models.modelfile import load_any
 
 log = logging.getLogger("nst")
 MOTIONS = ("pan", "zoom")

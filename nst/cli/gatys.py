@@ -1,6 +1,6 @@
 """``nst mode=gatys content=photo.jpg style=painting.jpg``: the per-image optimizer of Gatys et al.
 
-Maps the config onto :func:`nst.multiscale.coarse_to_fine` (one level unless ``scales`` asks for
+Maps the config onto :func:`nst.gatys.multiscale.coarse_to_fine` (one level unless ``scales`` asks for
 more) and writes the result, intermediate images and a side-by-side picture.
 """
 
@@ -25,12 +25,12 @@ from nst.cli.build import (
     set_style,
     set_threads,
 )
-from nst.color import color_mode, match_color, transfer_luminance
 from nst.errors import NSTError
-from nst.gatys import GatysResult, SaveEvery
-from nst.grid import grid
-from nst.image import IMAGE_EXTENSIONS, load_image, resize, save_image
-from nst.multiscale import coarse_to_fine, level_iterations, levels
+from nst.gatys.module import GatysResult, SaveEvery
+from nst.gatys.multiscale import coarse_to_fine, level_iterations, levels
+from nst.inference.color import color_mode, match_color, transfer_luminance
+from nst.io.grid import grid
+from nst.io.image import IMAGE_EXTENSIONS, load_image, resize, save_image
 from nst.perceptual.losses import PerceptualLoss
 
 log = logging.getLogger("nst")
@@ -56,7 +56,7 @@ def prepare_style(cfg: DictConfig, loss: PerceptualLoss, content: Tensor, styles
 
 
 def side_by_side(images: list[Tensor], height: int, gap: int = 4) -> Tensor:
-    """(1, 3, H_i, W_i) images scaled to ``height`` and set side by side on white (nst.grid)."""
+    """(1, 3, H_i, W_i) images scaled to ``height`` and set side by side on white (nst.io.grid)."""
     return grid([images], height, gap=gap)
 
 

@@ -8,12 +8,12 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from nst.batch import Job, Summary, stylize_files
 from nst.cli.build import as_list, device_settings, keep_freed_memory, report_files, require
 from nst.errors import NSTError
-from nst.jobs import plan_jobs
-from nst.modelfile import load_any
-from nst.stylize import Stylizer
+from nst.inference.batch import Job, Summary, stylize_files
+from nst.inference.jobs import plan_jobs
+from nst.inference.stylize import Stylizer
+from nst.models.modelfile import load_any
 
 _LAUNCHERS = ("ddp_spawn", "ddp_fork", "ddp_notebook")  # their workers' summaries never reach the parent
 
@@ -31,7 +31,7 @@ def distributed(cfg: DictConfig) -> bool:
 
 
 def refuse_upscaler(checkpoint: str, meta: dict) -> None:
-    from nst.upscale import is_upscaler
+    from nst.inference.upscale import is_upscaler
 
     if is_upscaler(meta):
         factor = meta.get("args", {}).get("factor")
@@ -72,10 +72,10 @@ def run(cfg: DictConfig) -> Summary:
 
 def _run_distributed(cfg: DictConfig, checkpoint: str, jobs: list[Job], settings: dict, options: dict,
                      files: dict) -> Summary | None:
-    """The jobs split across the trainer's processes (nst.training.predict); the summary of all
+    """The jobs split across the trainer's processes (nst.inference.distributed); the summary of all
     ranks on rank 0, None elsewhere."""
     from nst.cli.build import build_trainer
-    from nst.training.predict import stylize_distributed
+    from nst.inference.distributed import stylize_distributed
 
     net, meta = load_any(checkpoint, "cpu")  # Lightning moves it to each rank's device
     refuse_upscaler(checkpoint, meta)

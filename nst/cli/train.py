@@ -33,16 +33,16 @@ from nst.cli.build import (
     set_threads,
 )
 from nst.errors import NSTError
-from nst.files import ensure_folder, file_digest
-from nst.grid import grid
-from nst.image import list_images, load_image, save_image
-from nst.modelfile import checkpoint_net, load_network, read_checkpoint, warm_start
+from nst.inference.stylize import Stylizer
+from nst.io.files import ensure_folder, file_digest
+from nst.io.grid import grid
+from nst.io.image import list_images, load_image, save_image
+from nst.models.modelfile import checkpoint_net, load_network, read_checkpoint
 from nst.perceptual.losses import blend_weights
-from nst.stylize import Stylizer
 from nst.training import conditions, runlock
 from nst.training.callbacks import ExportOnEnd, ProgressLines
 from nst.training.checkpoints import AtomicCheckpointIO, GracefulInterrupt
-from nst.training.finetune import add_style
+from nst.training.finetune import add_style, warm_start
 from nst.training.module import ImageToImageModule
 
 log = logging.getLogger("nst")

@@ -7,13 +7,13 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from nst.batch import Summary, stylize_files
 from nst.cli.build import device_settings, keep_freed_memory, report_files, require
 from nst.errors import NSTError
-from nst.image import MAX_PIXELS
-from nst.jobs import plan_jobs
-from nst.modelfile import load_any
-from nst.upscale import Upscaler, is_upscaler
+from nst.inference.batch import Summary, stylize_files
+from nst.inference.jobs import plan_jobs
+from nst.inference.upscale import Upscaler, is_upscaler
+from nst.io.image import MAX_PIXELS
+from nst.models.modelfile import load_any
 
 
 def run(cfg: DictConfig) -> Summary:

@@ -2,7 +2,7 @@
 
 A network class registers under a short name (``@register("transformer")``) and exposes
 ``config``: the plain-JSON keyword arguments that rebuild it. A model file stores that name and
-those arguments (nst.modelfile), so loading one needs neither Hydra nor Lightning, and a new kind of
+those arguments (nst.models.modelfile), so loading one needs neither Hydra nor Lightning, and a new kind of
 network is a class here plus a config file, with no change to saving or loading.
 """
 

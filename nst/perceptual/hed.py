@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from nst.errors import NSTError, one_line
-from nst.files import atomic_path
+from nst.io.files import atomic_path
 from nst.perceptual.arch import HED_NORM, convs
 
 log = logging.getLogger("nst")

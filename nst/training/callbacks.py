@@ -16,9 +16,9 @@ from pytorch_lightning.loggers import WandbLogger
 from torch import Tensor
 
 from nst.errors import NSTError
-from nst.grid import grid
-from nst.image import list_images, load_image, save_image, to_pil
-from nst.modelfile import save_model
+from nst.io.grid import grid
+from nst.io.image import list_images, load_image, save_image, to_pil
+from nst.models.modelfile import save_model
 from nst.training.checkpoints import interrupted
 
 log = logging.getLogger("nst")
@@ -145,7 +145,7 @@ def model_name(styles: Sequence[str]) -> str:
 
 class ExportOnEnd(pl.Callback):
     """When training ends (not when interrupted), write the net to ``path`` with ``metadata``
-    (plus ``steps``) via :func:`nst.modelfile.save_model`, which refuses NaN/inf weights.
+    (plus ``steps``) via :func:`nst.models.modelfile.save_model`, which refuses NaN/inf weights.
 
     ``metadata`` None: the module's ``hparams.export_metadata``; ``path`` None:
     ``<trainer.default_root_dir>/<style stem>.safetensors`` (:func:`model_name`).

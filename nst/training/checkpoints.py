@@ -17,7 +17,7 @@ from lightning_fabric.plugins import TorchCheckpointIO
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from nst.files import atomic_write_bytes
+from nst.io.files import atomic_write_bytes
 
 log = logging.getLogger("nst")
 

@@ -1,6 +1,6 @@
 """Photos for training a transformation network: random square crops from a folder of images.
 
-Any file :func:`nst.image.load_image` reads, found recursively. Each item is a random crop
+Any file :func:`nst.io.image.load_image` reads, found recursively. Each item is a random crop
 (3, S, S) in [0, 1] of a photo whose shorter side was resized to ``resize`` (times a random
 ``scale``), flipped at random. Unreadable files are skipped with one warning each and counted
 (``batch["skipped"]``), never a crash mid-run. Small folders are decoded once and kept in memory
@@ -24,9 +24,9 @@ from PIL import Image
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from nst.degrade import degrade as degrade_image
 from nst.errors import NSTError
-from nst.image import list_images, load_image, resize
+from nst.io.image import list_images, load_image, resize
+from nst.training.degrade import degrade as degrade_image
 from nst.training.sampling import EpochSampler, ResumableLoader, epoch_generator
 
 log = logging.getLogger("nst")
@@ -145,7 +145,8 @@ class PhotoDataModule(pl.LightningDataModule):
         cache: keep decoded photos in memory: True, False or "auto" (up to ``cache_max`` photos).
         min_images: fewer readable photos than this is an error before training starts.
         degrade: ``{factor, sigma}`` for super-resolution: each item's ``input`` is its crop blurred
-            and downsampled by ``factor`` (nst.degrade), its ``target`` the crop; None: the crop only.
+            and downsampled by ``factor`` (nst.training.degrade), its ``target`` the crop; None: the
+            crop only.
         seed: the data order and every crop are a function of (seed, epoch) alone
             (:mod:`nst.training.sampling`): a run resumed from any step sees the same batches.
     """

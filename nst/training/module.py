@@ -9,7 +9,7 @@ terms with ``loss`` (PerceptualLoss, PixelLoss).
 The loss network (VGG) is frozen and never stored in checkpoints (VGGFeatures drops its weights
 from ``state_dict``; the style Gram targets are non-persistent buffers recomputed from the style
 images), so a checkpoint holds the network, the optimizer state and ``hyper_parameters`` with
-``network``, ``net_config`` and ``export_metadata`` (see nst.modelfile).
+``network``, ``net_config`` and ``export_metadata`` (see nst.models.modelfile).
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ class ImageToImageModule(pl.LightningModule):
         compile: ``torch.compile`` the net in place (its state_dict keys stay the same).
         export_metadata: plain-JSON provenance for the exported model (style, loss, vgg, sizes).
         pair: turns a sample image into (input, target) for :meth:`sample` when its target is not
-            the image itself (super-resolution: ``nst.degrade.Degrade``); None: (image, image).
+            the image itself (super-resolution: ``nst.training.degrade.Degrade``); None: (image, image).
         condition: what a conditional network is told each step, and its loss with it (a style
             drawn per batch, a strength: nst.training.conditions); None: nothing (plain networks).
 

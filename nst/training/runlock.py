@@ -68,7 +68,7 @@ def hold(folder: str | os.PathLike) -> Iterator[Path | None]:
         return
     import fcntl
 
-    from nst.files import ensure_folder
+    from nst.io.files import ensure_folder
 
     made = not Path(folder).exists()
     path = ensure_folder(folder) / NAME

@@ -1,6 +1,6 @@
 """Decoding untrusted image files safely: header-checked pixel limits (decompression bombs), 16-bit
 PNG at full precision, EXIF orientation, JPEG draft decoding; every failure a one-line ``NSTError``
-naming the file. ``nst.image`` is the public side (load_image, save_image, resize)."""
+naming the file. ``nst.io.image`` is the public side (load_image, save_image, resize)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """One-pass stylization with a trained TransformerNet: tensors and PIL images.
 
 ``Stylizer`` wraps a loaded network with its inference options (device, autocast, tiling,
-colour preservation, strength, the style of a multi-style model); nst.batch turns (source,
+colour preservation, strength, the style of a multi-style model); nst.inference.batch turns (source,
 target) jobs into written images.
 """
 
@@ -15,12 +15,12 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from nst.color import color_mode, transfer_luminance
 from nst.errors import NSTError
-from nst.image import from_pil, resize, to_pil
+from nst.inference.color import color_mode, transfer_luminance
+from nst.inference.styles import mix_for, style_names
+from nst.inference.tiling import needs_tiling, stylize_tiled
+from nst.io.image import from_pil, resize, to_pil
 from nst.networks.transformer import TransformerNet
-from nst.styles import mix_for, style_names
-from nst.tiling import needs_tiling, stylize_tiled
 
 _AUTOCAST = {"32": None, "32-true": None, "bf16-mixed": torch.bfloat16, "bf16": torch.bfloat16,
              "bf16-true": torch.bfloat16, "16-mixed": torch.float16, "16": torch.float16}
@@ -63,7 +63,7 @@ class Stylizer:
         """``precision``: "32", or "bf16-mixed" (a network with ``mixed_precision``, as
         TransformerNet, keeps its first block and output conv in float32, the rest in bf16; any
         other runs under autocast), "16-mixed" (autocast). ``backend``: "auto" (ONNX Runtime on
-        the CPU in float32 when it is installed: nst.onnxrt; else torch; the environment variable
+        the CPU in float32 when it is installed: nst.models.onnxrt; else torch; the environment variable
         NST_BACKEND=torch turns it off), "torch" or "onnxruntime". ``channels_last``: NHWC
         tensors, which pay on GPUs (on this project's CPU the fused instance norm makes NCHW faster)."""
         self.device = torch.device(device)
@@ -103,7 +103,7 @@ class Stylizer:
     def _prepared(self) -> tuple:
         """(the network to run, autocast on?, backend) for the current style and strength: a
         conditional network is specialized to them (one plain network per condition, cached)."""
-        from nst import onnxrt
+        from nst.models import onnxrt
 
         key = self._key
         if key in self._cache:

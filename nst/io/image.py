@@ -16,7 +16,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from nst.decode import (
+from nst.errors import NSTError
+from nst.io.decode import (
     DECODE_ERRORS,
     decode,
     one_line,
@@ -27,8 +28,7 @@ from nst.decode import (
     unreadable,
     upright_size,
 )
-from nst.errors import NSTError
-from nst.files import atomic_path
+from nst.io.files import atomic_path
 
 MAX_PIXELS = 200_000_000  # largest width*height the loaders decode (per call: max_pixels=); header-checked
 

@@ -1,5 +1,5 @@
 """Finished Gatys runs kept on disk by what they depend on, so that comparing many networks on the
-same photos optimizes each photo once (nst.compare). A run depends on the photo's pixels, the
+same photos optimizes each photo once (nst.evaluation.compare). A run depends on the photo's pixels, the
 loss's weights and style targets (which carry the VGG weights and the painting), the snapshot
 counts and the optimizer's settings; never on the network being compared."""
 
@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from nst.files import atomic_write_bytes
+from nst.io.files import atomic_write_bytes
 from nst.perceptual.losses import PerceptualLoss
 
 log = logging.getLogger("nst")

@@ -12,7 +12,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
 
-from nst.image import from_pil, resize, to_pil
+from nst.io.image import from_pil, resize, to_pil
 
 _LABEL_STRIP = 20  # px above a labelled row
 

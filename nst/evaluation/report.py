@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from nst.compare import TERMS
+from nst.evaluation.compare import TERMS
 
 
 def _iterations(match: float | None, last: int) -> str:

@@ -21,7 +21,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from nst.image import resize
+from nst.io.image import resize
 
 Forward = Callable[..., Tensor]  # forward(x (1,3,h,w), stats=None) -> (1,3,h,w) float32 CPU
 Finish = Callable[[Tensor, Tensor], Tensor]  # finish(stylized, content) -> stylized (strength, colour)

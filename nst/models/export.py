@@ -1,7 +1,7 @@
 """Exports of a trained network for other runtimes: TorchScript and ONNX.
 
-The project's own model file (safetensors + a JSON card naming the network) lives in
-:mod:`nst.modelfile`; its functions are re-exported here for code written against nst 0.1.
+The project's own model file (safetensors + a JSON card naming the network) is
+:mod:`nst.models.modelfile`.
 """
 
 from __future__ import annotations
@@ -14,20 +14,8 @@ import torch
 from torch import nn
 
 from nst import networks
-from nst.files import atomic_path
-from nst.modelfile import (  # noqa: F401  (re-exported: the 0.1 names)
-    FORMAT,
-    FORMAT_VERSION,
-    finite_state,
-    load_any,
-    load_lightning_checkpoint,
-    load_network,
-    save_model,
-    warm_start,
-)
-
-# The 0.1 name of load_network: (net, meta). nst.load_model is the Python API's (a Stylizer).
-load_model = load_network
+from nst.io.files import atomic_path
+from nst.models.modelfile import finite_state
 
 # The legacy exporter and torch.jit.script announce their deprecation on every call; nothing to act on.
 _QUIET = ("You are using the legacy TorchScript-based ONNX export", "The feature will be removed",

@@ -27,7 +27,7 @@ import torch
 from torch import Tensor
 
 from nst.errors import NSTError
-from nst.files import atomic_path
+from nst.io.files import atomic_path
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".webm", ".avi")
 INSTALL = "pip install 'nst[video]' (or: pip install av)"
@@ -161,7 +161,7 @@ class _Progress:
 def _frame_tensor(frame, size: tuple[int, int]) -> Tensor:
     """One decoded frame -> (1,3,h,w) float32 in [0,1]: resized when ``size=`` asked for another
     size (or the clip changed resolution midway), else only cropped to even sides."""
-    from nst.image import resize
+    from nst.io.image import resize
 
     x = torch.from_numpy(frame.to_ndarray(format="rgb24")).permute(2, 0, 1)[None].float().div_(255.0)
     h, w = size
@@ -338,7 +338,7 @@ def frame_step(model, video_stats: str = "frame", scene_threshold: float = 0.1) 
         raise NSTError(f"video_stats={video_stats!r}: choose one of {', '.join(VIDEO_STATS)}")
     if video_stats == "frame" or not hasattr(model, "capture_stats"):
         return model.stylize_tensor
-    from nst.image import resize
+    from nst.io.image import resize
 
     state: dict = {"stats": None, "thumb": None}
 

@@ -4,8 +4,8 @@
 torchrun/SLURM): every rank plans the same list of jobs, Lightning's distributed sampler for
 prediction (``UnrepeatedDistributedSamplerWrapper``: no index is padded in twice) gives each rank
 its own share of them, each rank stylizes and writes its share with
-:func:`nst.batch.stylize_files` (so every file is written once, atomically), and rank 0 gathers
-the per-rank summaries into one. The single-device path (``nst.stylize``) never imports Lightning.
+:func:`nst.inference.batch.stylize_files` (so every file is written once, atomically), and rank 0 gathers
+the per-rank summaries into one. The single-device path (``nst.inference.stylize``) never imports Lightning.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from nst.batch import Job, Summary, stylize_files
-from nst.stylize import Stylizer
+from nst.inference.batch import Job, Summary, stylize_files
+from nst.inference.stylize import Stylizer
 
 
 class _Indices(Dataset):
@@ -51,7 +51,7 @@ class StylizeFiles(pl.LightningModule):
     """The predict loop's module: ``net`` on the rank's device, stylizing the jobs its batches name.
 
     ``make_stylizer(net, device)`` builds the Stylizer once the net is on its device (precision,
-    tiles, strength...); ``options``: keyword arguments of :func:`nst.batch.stylize_files`.
+    tiles, strength...); ``options``: keyword arguments of :func:`nst.inference.batch.stylize_files`.
     """
 
     def __init__(self, net: torch.nn.Module, jobs: Sequence[Job],

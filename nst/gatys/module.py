@@ -35,8 +35,8 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
 from nst.errors import NSTError
-from nst.image import save_image
-from nst.initial_image import initial_image
+from nst.gatys.initial_image import initial_image
+from nst.io.image import save_image
 from nst.perceptual.losses import PerceptualLoss
 
 OPTIMIZERS = ("lbfgs", "adam")

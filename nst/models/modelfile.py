@@ -29,11 +29,11 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save
 
-import nst
 from nst import networks
 from nst.errors import NSTError, one_line
-from nst.files import atomic_write_bytes
-from nst.shipped import resolve
+from nst.io.files import atomic_write_bytes
+from nst.models.shipped import resolve
+from nst.version import __version__
 
 FORMAT = "nst-model"
 FORMAT_VERSION = 2
@@ -62,7 +62,7 @@ def save_model(path: str | os.PathLike, net: torch.nn.Module, card: dict[str, An
     net = networks.unwrap(net)
     name = networks.name_of(net)
     state = finite_state(path, net)
-    doc = {"format": FORMAT, "format_version": FORMAT_VERSION, "nst_version": nst.__version__,
+    doc = {"format": FORMAT, "format_version": FORMAT_VERSION, "nst_version": __version__,
            "network": name, "args": dict(net.config),
            "card": {k: v for k, v in card.items() if k not in _RESERVED}}
     header = {"format": FORMAT, "nst": json.dumps(doc, default=str, sort_keys=True)}
@@ -230,7 +230,7 @@ def load_any(
     path: str | os.PathLike, device: str | torch.device = "cpu"
 ) -> tuple[torch.nn.Module, dict[str, Any]]:
     """:func:`load_network` for .safetensors, :func:`load_lightning_checkpoint` for .ckpt/.pt/.pth;
-    a bare name (``starry_night``) is a shipped model (:mod:`nst.shipped`)."""
+    a bare name (``starry_night``) is a shipped model (:mod:`nst.models.shipped`)."""
     path = resolve(path)
     suffix = path.suffix.lower()
     if suffix == ".safetensors":
@@ -239,28 +239,3 @@ def load_any(
         return load_lightning_checkpoint(path, device)
     raise NSTError(f"{path}: unknown model file type {suffix or '(none)'!r} "
                    "(expected .safetensors, .ckpt or .pt)")
-
-
-def warm_start(net: torch.nn.Module, spec: str | os.PathLike) -> dict[str, Any]:
-    """Copy the weights of the model ``spec`` (a file or a shipped name) into ``net``, which must
-    be the same network with the same arguments, or a TransformerNet of the same widths with
-    more styles or a strength input (nst.networks.conditional.adopt); returns that model's meta.
-    One-line NSTError otherwise."""
-    from nst.networks.conditional import adopt, same_widths
-
-    source, meta = load_any(spec)
-    net = networks.unwrap(net)
-    mine = (networks.name_of(net), dict(net.config))
-    if (meta["network"], dict(source.config)) == mine:
-        net.load_state_dict(source.state_dict())
-        return meta
-    if meta["network"] == mine[0] == "transformer" and same_widths(source.config, mine[1]):
-        try:
-            adopt(net, source)
-            return meta
-        except ValueError as e:
-            raise NSTError(f"init_from={spec}: {e}") from e
-    raise NSTError(f"init_from={spec}: that model is a {meta['network']} {source.config} network, "
-                   f"this run builds a {mine[0]} {mine[1]} (choose model=... settings that match it)")
-
-

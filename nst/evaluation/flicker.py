@@ -43,7 +43,7 @@ def zoom(photo: Tensor, frames: int, rate: float, width: int, height: int) -> It
     (1.01: 1 %) about the centre; frame 0 is the largest centred crop of the frames' aspect."""
     if not rate > 1:
         raise NSTError(f"zoom_rate={rate}: a zoom in needs a rate > 1 (1.005: 0.5 % per frame)")
-    from nst.image import resize
+    from nst.io.image import resize
 
     h, w = photo.shape[-2:]
     scale0 = min(w / width, h / height)
@@ -120,7 +120,8 @@ class Measure:
 
     ``error(a, b, frame_a, frame_b)`` is the warping error of one consecutive pair of outputs
     (``pan_error``/``zoom_error`` with their motion bound, or ``flow_error``); ``loss`` (optional)
-    scores every ``loss_every``-th output against its frame (content, style, TV: nst.compare.evaluate)."""
+    scores every ``loss_every``-th output against its frame (content, style, TV:
+    nst.evaluation.compare.evaluate)."""
 
     def __init__(self, error, loss=None, loss_every: int = 5, keep: int | None = None) -> None:
         self.error, self.loss, self.loss_every, self.keep = error, loss, max(1, int(loss_every)), keep
@@ -131,7 +132,7 @@ class Measure:
         self.pair: tuple[Tensor, Tensor] | None = None  # the outputs around frame ``keep`` (picture)
 
     def add(self, frames: Tensor, outs: Tensor, seconds: float) -> None:
-        from nst.compare import evaluate
+        from nst.evaluation.compare import evaluate
 
         self.seconds += seconds
         for i in range(frames.shape[0]):

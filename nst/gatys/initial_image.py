@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from nst.errors import NSTError
-from nst.image import load_image, resize
+from nst.io.image import load_image, resize
 
 INIT_MODES = ("content", "noise", "blurred_noise")
 

@@ -20,11 +20,11 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor, nn
 
-from nst.color import match_histograms
 from nst.errors import NSTError
-from nst.image import MAX_PIXELS, from_pil, to_pil
-from nst.stylize import autocast_dtype
-from nst.tiling import ramps, spans
+from nst.inference.color import match_histograms
+from nst.inference.stylize import autocast_dtype
+from nst.inference.tiling import ramps, spans
+from nst.io.image import MAX_PIXELS, from_pil, to_pil
 
 
 class Upscaler:
@@ -35,7 +35,7 @@ class Upscaler:
     Options: ``tile_size`` (px of the input a forward pass sees at most; null: never tile),
     ``tile_overlap`` (input px shared by neighbouring tiles), ``max_pixels`` (the largest output
     width x height allowed), ``histogram_match`` (match each output channel's histogram to the
-    input's: :func:`nst.color.match_histograms`).
+    input's: :func:`nst.inference.color.match_histograms`).
     """
 
     def __init__(self, net: nn.Module, metadata: dict | None = None, *, device: str | torch.device = "cpu",
@@ -121,7 +121,7 @@ class Upscaler:
                 out[..., top * f: bottom * f, left * f: right * f] += y * (wr[:, None] * wc[None, :])
         return out.clamp_(0.0, 1.0)
 
-    # the protocol nst.batch.stylize_files drives
+    # the protocol nst.inference.batch.stylize_files drives
     def stylize_tensor(self, x: Tensor) -> Tensor:
         return self.process_tensor(x)
 

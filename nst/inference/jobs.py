@@ -6,10 +6,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from nst.batch import Job
 from nst.errors import NSTError
-from nst.image import IMAGE_EXTENSIONS, list_images
-from nst.video import VIDEO_EXTENSIONS
+from nst.inference.batch import Job
+from nst.inference.video import VIDEO_EXTENSIONS
+from nst.io.image import IMAGE_EXTENSIONS, list_images
 
 
 def _suffix(path: Path, ext: str | None) -> str:

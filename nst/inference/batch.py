@@ -18,10 +18,10 @@ import torch
 from torch import Tensor
 
 from nst.errors import NSTError
-from nst.image import load_image_alpha, save_image
-from nst.stylize import Stylizer, _whole
-from nst.tiling import needs_tiling
-from nst.video import is_video
+from nst.inference.stylize import Stylizer, _whole
+from nst.inference.tiling import needs_tiling
+from nst.inference.video import is_video
+from nst.io.image import load_image_alpha, save_image
 
 
 @dataclass
@@ -52,11 +52,12 @@ def stylize_files(stylizer: Stylizer | Any, jobs: Sequence[Job], *, size: int | 
                   overwrite: bool = False, batch_size: int = 4, quality: int = 95,
                   video_stats: str = "frame", log: Callable[[str], None] = _stderr) -> Summary:
     """Stylize every job's source into its target (or upscale it: ``stylizer`` may be an
-    nst.upscale.Upscaler, which has the same ``stylize_tensor``). A file that fails to load or save costs one
-    ``log`` line and is counted; existing targets are skipped unless ``overwrite``. Same-size
-    images that need no tiling run in batches of ``batch_size`` (instance norm is per image, so
-    batching does not change results). Videos (nst.video.VIDEO_EXTENSIONS) are streamed through
-    nst.video, ``batch_size`` frames at a time, with ``video_stats`` (nst.video.frame_step)."""
+    nst.inference.upscale.Upscaler, which has the same ``stylize_tensor``). A file that fails to
+    load or save costs one ``log`` line and is counted; existing targets are skipped unless
+    ``overwrite``. Same-size images that need no tiling run in batches of ``batch_size`` (instance
+    norm is per image, so batching does not change results). Videos
+    (nst.inference.video.VIDEO_EXTENSIONS) are streamed through nst.inference.video, ``batch_size``
+    frames at a time, with ``video_stats`` (nst.inference.video.frame_step)."""
     batch_size = _whole("batch_size", batch_size, 1)
     size = _whole("size", size, 1, allow_none=True)
     summary, start, last_note = Summary(), time.perf_counter(), time.perf_counter()
@@ -119,8 +120,8 @@ def stylize_files(stylizer: Stylizer | Any, jobs: Sequence[Job], *, size: int | 
 
 def _video(model: Stylizer | Any, job: Job, summary: Summary, size: int | None, batch_size: int,
            video_stats: str, log: Callable[[str], None]) -> None:
-    """One clip through nst.video; a bad clip costs one ``log`` line, as a bad image does."""
-    from nst import video
+    """One clip through nst.inference.video; a bad clip costs one ``log`` line, as a bad image does."""
+    from nst.inference import video
 
     factor = int(getattr(model, "factor", 1))
     try:

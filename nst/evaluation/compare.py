@@ -26,15 +26,15 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor
 
-from nst import runcache
 from nst.assets import ROOT as ASSETS
 from nst.errors import NSTError
-from nst.files import file_digest
-from nst.gatys import optimize
-from nst.image import load_image
+from nst.evaluation import runcache
+from nst.gatys.module import optimize
+from nst.inference.stylize import Stylizer
+from nst.io.files import file_digest
+from nst.io.image import load_image
 from nst.perceptual.build import build_loss as perceptual_loss
 from nst.perceptual.losses import PerceptualLoss
-from nst.stylize import Stylizer
 
 TERMS = ("loss", "content", "style", "tv")
 
@@ -134,7 +134,7 @@ def network_run(stylizer: Stylizer, content: Tensor, repeats: int = 3) -> tuple[
 
 
 class Snapshots(pl.Callback):
-    """Copies the best image so far (nst.gatys.GatysModule.best_image) and the seconds since the
+    """Copies the best image so far (nst.gatys.module.GatysModule.best_image) and the seconds since the
     optimization started at each count in ``counts`` (the copying itself is not counted)."""
 
     def __init__(self, counts: Sequence[int]):
@@ -171,9 +171,10 @@ def gatys_runs(content: Tensor, loss: PerceptualLoss, counts: Sequence[int], *, 
                seed: int = 0, trainer_kwargs: dict | None = None, cache: str | Path | None = None,
                **optimizer: Any) -> GatysRuns:
     """One optimization to ``max(counts)`` iterations with a snapshot at every count. ``optimizer``:
-    :func:`nst.gatys.optimize`'s ``module=`` (the config's model) or ``optimizer=``, ``lr=``,
-    ``channels_last=``... ``cache``: a folder where finished runs are kept (:mod:`nst.runcache`) and
-    reused (comparing many networks on the same photos runs Gatys once)."""
+    :func:`nst.gatys.module.optimize`'s ``module=`` (the config's model) or ``optimizer=``, ``lr=``,
+    ``channels_last=``... ``cache``: a folder where finished runs are kept
+    (:mod:`nst.evaluation.runcache`) and reused (comparing many networks on the same photos runs
+    Gatys once)."""
     path = None
     if cache is not None:
         key = runcache.run_key(content, loss, counts, init=init, seed=seed, trainer=trainer_kwargs or {},

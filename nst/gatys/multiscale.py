@@ -10,8 +10,8 @@ from typing import Any
 from torch import Tensor
 
 from nst.errors import NSTError
-from nst.gatys import GatysResult, optimize
-from nst.image import resize
+from nst.gatys.module import GatysResult, optimize
+from nst.io.image import resize
 from nst.perceptual.losses import PerceptualLoss
 
 
@@ -51,7 +51,7 @@ def coarse_to_fine(content: Tensor, loss: PerceptualLoss, *, sides: Sequence[int
                    trainer_for: Callable[[int, int, bool], Any] | None = None,
                    on_level: Callable[[int, GatysResult], None] | None = None,
                    **optimize_kwargs: Any) -> GatysResult:
-    """Run :func:`nst.gatys.optimize` at each max side in ``sides`` (the last is ``content``'s own).
+    """Run :func:`nst.gatys.module.optimize` at each max side in ``sides`` (the last is ``content``'s own).
 
     ``set_style(level_content)`` sets the loss's style targets for a level (their scale follows the
     level's); ``trainer_for(steps, side, last)`` may give each level its own ``pl.Trainer``

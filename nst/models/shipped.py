@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 from nst.assets import ROOT as ASSETS
 from nst.errors import NSTError
@@ -41,18 +40,3 @@ def resolve(spec: str | os.PathLike) -> Path:
         return models[path.name]
     names = ", ".join(models) or "none in this installation"
     raise NSTError(f"checkpoint={spec}: no such file, and no shipped model of that name (shipped: {names})")
-
-
-def describe(path: Path, meta: dict[str, Any] | None = None) -> dict[str, Any]:
-    """A model's card fields from its metadata header (no weights are read), or from ``meta``
-    already loaded (a Lightning checkpoint's card)."""
-    from nst.modelfile import read_meta  # nst.modelfile imports this module (resolve)
-
-    meta = read_meta(path) if meta is None else meta
-    styles = list(meta.get("styles") or [])
-    style = (f"{len(styles)} styles: " + ", ".join(f"{i} {n}" for i, n in enumerate(styles))) if styles \
-        else ", ".join(meta.get("style") or []) or "?"
-    return {"name": path.stem, "style": style, "styles": styles or list(meta.get("style") or []),
-            "strength": "input" if meta["args"].get("strength_input") else "blend",
-            "network": meta["network"], "args": meta["args"], "steps": meta.get("steps"),
-            "data": meta.get("data"), "kib": round(path.stat().st_size / 1024)}

@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from nst.files import atomic_path
+from nst.io.files import atomic_path
 
 _QUIET = ("You are using the legacy TorchScript-based ONNX export", "The feature will be removed",
           "ONNX export mode is set to TrainingMode.EVAL", "Converting a tensor to a Python",

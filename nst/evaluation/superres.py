@@ -2,7 +2,7 @@
 
 The usual SR convention, as in Johnson et al. (2016, §4.2) and the Set5/Set14/BSD100 literature:
 - the high-resolution image is cropped to multiples of the factor and degraded exactly as in
-  training (nst.degrade), every method upscales that same low-resolution input;
+  training (nst.training.degrade), every method upscales that same low-resolution input;
 - images are rounded to 8 bits, converted to the Y channel of ITU-R BT.601 YCbCr (MATLAB's
   ``rgb2ycbcr``: Y in [16, 235]), and ``factor`` pixels are cropped at each border before scoring;
 - PSNR with a peak of 1 (Y / 255); SSIM with an 11x11 Gaussian window of sigma 1.5 and the
@@ -18,8 +18,8 @@ from collections.abc import Callable, Mapping
 import torch
 from torch import Tensor
 
-from nst.degrade import Degrade, bicubic
 from nst.perceptual.losses import content_loss
+from nst.training.degrade import Degrade, bicubic
 
 Method = Callable[[Tensor], Tensor]  # low-resolution (1, 3, h, w) -> (1, 3, f*h, f*w)
 

@@ -1,0 +1,1 @@
+"""Judging networks: Gatys comparison, reports, super-resolution metrics, flicker."""

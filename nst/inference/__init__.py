@@ -1,0 +1,1 @@
+"""One pass of a trained network: stylizer, upscaler, tiling, colour, batches, video, distributed."""

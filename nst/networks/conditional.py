@@ -1,4 +1,20 @@
-"""Moving weights between plain and conditional TransformerNets, and norm-only fine-tuning.
+"""Conditional TransformerNets: the condition, folding it away, moving weights, norm-only fine-tuning.
+
+Conditioning (both optional, both through the instance norms' affine parameters only):
+- ``num_styles=N``: conditional instance norm (Dumoulin, Shlens & Kudlur 2017): every norm has one
+  (gamma, beta) row per style, everything else is shared. ``style`` at the forward pass is a mix
+  (N, S) or (S,): the rows are combined linearly, so a one-hot mix is that style and any other
+  mix is the paper's interpolation. No ``style``: style 0.
+- ``strength_input=True``: adjustable style strength (Babaeizadeh & Ghiasi 2018): a small MLP maps
+  the strength s in [0, 1] to an offset of every norm's (gamma, beta), added to the style's own;
+  the MLP's last layer starts at zero, so an untrained strength input changes nothing (and a
+  single-style model can be converted into one). No ``strength``: 1. With ``head_input`` too, the
+  photo reaches the output conv weighted by 1 - s: at s = 1 the network is the plain one, whose
+  style the shortcut would otherwise weaken, and at s = 0, where the loss asks for the photo
+  itself, the shortcut is whole (departure from Babaeizadeh & Ghiasi, who have no shortcut).
+``specialize(style, strength)`` folds a chosen mix and strength into a plain network (the same
+function for that condition, one (gamma, beta) per norm): the Stylizer, the tiles and ONNX
+Runtime then run it unchanged.
 
 A conditional network (``num_styles`` > 1 or ``strength_input``) differs from a plain one of the
 same widths only in its norms' affine parameters, one row per style, and a small strength MLP.
@@ -90,3 +106,29 @@ def freeze_for_norm_finetune(net: nn.Module, rows: Sequence[int]) -> list:
         mask = keep.view(-1, 1)  # moved to the gradient's device at each call: Lightning moves the net later
         handles.append(p.register_hook(lambda g, m=mask: g * m.to(g.device, g.dtype)))
     return handles
+
+
+def specialize(net: nn.Module, style: Tensor | None = None, strength: float | None = None) -> nn.Module:
+    """A plain TransformerNet (no conditioning) that computes the conditional ``net`` for a fixed
+    style mix and strength: each norm's (gamma, beta) is ``net.norm_affine``'s for them, and the
+    photo's weight at the output conv (1 - s) is folded into that conv. A plain network returns
+    itself."""
+    if not net.conditional:
+        return net
+    args = {k: v for k, v in net.config.items() if k not in ("num_styles", "strength_input")}
+    plain = type(net)(**args).to(net.encoder[0].conv.weight.device)
+    s = None if strength is None else torch.tensor([float(strength)])
+    with torch.no_grad():
+        affine = net.norm_affine(style, s)
+        assert affine is not None
+        state = {k: v for k, v in net.state_dict().items()
+                 if not k.startswith("strength_net.") and not k.endswith(("norm.weight", "norm.bias"))}
+        missing = plain.load_state_dict(state, strict=False).missing_keys
+        assert all(k.endswith(("norm.weight", "norm.bias")) for k in missing), missing
+        for (weight, bias), (g, b) in zip(plain.norm_params(), affine):
+            weight.copy_(g[0])
+            bias.copy_(b[0])
+        gain = net.photo_gain(s)
+        if gain is not None:  # the photo's weight 1 - s, folded into the output conv's photo channels
+            plain.head[1].weight[:, -3:] *= gain.reshape(()).to(plain.head[1].weight.dtype)
+    return plain.train(net.training)

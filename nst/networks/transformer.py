@@ -23,21 +23,8 @@ Presets: the default is ``channels=32, num_residual=5`` (Johnson's widths 32/64/
 ``channels=16, num_residual=3`` is the "small" preset (0.28 M parameters instead of 1.68 M) that the
 configs use for quick runs. Downsampling is fixed at two stride-2 convs (factor 4).
 
-Conditioning (both optional, both through the instance norms' affine parameters only):
-- ``num_styles=N``: conditional instance norm (Dumoulin, Shlens & Kudlur 2017): every norm has one
-  (gamma, beta) row per style, everything else is shared. ``style`` at the forward pass is a mix
-  (N, S) or (S,): the rows are combined linearly, so a one-hot mix is that style and any other
-  mix is the paper's interpolation. No ``style``: style 0.
-- ``strength_input=True``: adjustable style strength (Babaeizadeh & Ghiasi 2018): a small MLP maps
-  the strength s in [0, 1] to an offset of every norm's (gamma, beta), added to the style's own;
-  the MLP's last layer starts at zero, so an untrained strength input changes nothing (and a
-  single-style model can be converted into one). No ``strength``: 1. With ``head_input`` too, the
-  photo reaches the output conv weighted by 1 - s: at s = 1 the network is the plain one, whose
-  style the shortcut would otherwise weaken, and at s = 0, where the loss asks for the photo
-  itself, the shortcut is whole (departure from Babaeizadeh & Ghiasi, who have no shortcut).
-``specialize(style, strength)`` folds a chosen mix and strength into a plain network (the same
-function for that condition, one (gamma, beta) per norm): the Stylizer, the tiles and ONNX
-Runtime then run it unchanged.
+Conditioning (a style mix, a strength) goes through the instance norms' affine parameters only;
+:mod:`nst.networks.conditional` explains it and folds a condition into a plain network.
 
 Instance-norm statistics can be captured from one pass (e.g. a downscaled whole image) and reused
 for another (e.g. one tile of it), so tiles stylized separately share one look:
@@ -49,87 +36,14 @@ from __future__ import annotations
 from typing import List, Optional, Tuple
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from nst.networks import register
-from nst.networks.norm import InstanceNorm, NormStats, instance_norm, instance_norm_stats, per_sample
+from nst.networks.blocks import ConvBlock, ResidualBlock, reflect_index
+from nst.networks.conditional import specialize
+from nst.networks.norm import InstanceNorm, NormStats, instance_norm, instance_norm_stats
 
 __all__ = ["InstanceNorm", "NormStats", "TransformerNet", "instance_norm", "instance_norm_stats"]
-
-
-class ConvBlock(nn.Module):
-    """[nearest upsample x2] -> reflection pad -> conv -> instance norm -> [ReLU]."""
-
-    def __init__(
-        self, cin: int, cout: int, kernel: int, stride: int = 1, upsample: bool = False, relu: bool = True,
-        index: int = 0, num_styles: int = 1,
-    ) -> None:
-        super().__init__()
-        self.index = index  # this block's norm among the network's (its entry in norm stats and affines)
-        self.upsample = upsample
-        self.relu = relu
-        self.pad = nn.ReflectionPad2d(kernel // 2)
-        # No conv bias: the instance norm right after subtracts the per-channel mean, so a bias
-        # would cancel exactly and never receive a gradient (pytorch/examples keeps it, unused).
-        self.conv = nn.Conv2d(cin, cout, kernel, stride, bias=False)
-        self.norm = InstanceNorm(cout, num_styles=num_styles)
-
-    def forward(self, x: Tensor, stats_in: Optional[NormStats], stats_used: NormStats,
-                keep_stats: bool = True, affine: Optional[NormStats] = None) -> Tensor:
-        """x (N,cin,H,W) -> (N,cout,H',W'). Takes its norm stats from ``stats_in[len(stats_used)]``
-        when given, and appends the stats it used to ``stats_used`` (the running layer index).
-        Without ``stats_in`` and ``keep_stats`` (a plain forward: nobody reads the statistics) the
-        norm is torch's fused ``F.instance_norm``, which is the same function (biased variance,
-        the same eps) at a fraction of the composite's memory traffic, forward and backward.
-        ``affine``: one (gamma, beta) per norm of the network, each (1|N, C), instead of this
-        norm's own parameters (conditional networks: :meth:`TransformerNet.norm_affine`)."""
-        x = x.to(self.conv.weight.dtype)  # a no-op unless mixed_precision() gave this block another dtype
-        if self.upsample:
-            x = F.interpolate(x, scale_factor=2.0, mode="nearest")
-        mine: Optional[Tuple[Tensor, Tensor]] = None
-        if affine is not None:
-            mine = affine[self.index]
-        if stats_in is None and not keep_stats:
-            if mine is None:
-                y = F.instance_norm(self.conv(self.pad(x)), weight=self.norm.weight, bias=self.norm.bias,
-                                    eps=self.norm.eps)
-            else:  # fused normalization, then one affine per sample
-                z = F.instance_norm(self.conv(self.pad(x)), eps=self.norm.eps)
-                y = (z.float() * per_sample(mine[0]) + per_sample(mine[1])).to(z.dtype)
-            return F.relu(y) if self.relu else y
-        s: Optional[Tuple[Tensor, Tensor]] = None
-        if stats_in is not None:
-            s = stats_in[len(stats_used)]
-        y, used = self.norm(self.conv(self.pad(x)), s, mine)
-        stats_used.append(used)
-        return F.relu(y) if self.relu else y
-
-
-class ResidualBlock(nn.Module):
-    """conv-IN-ReLU-conv-IN plus the input; no activation after the sum (Gross & Wilber)."""
-
-    def __init__(self, channels: int, index: int = 0, num_styles: int = 1) -> None:
-        super().__init__()
-        self.block1 = ConvBlock(channels, channels, 3, index=index, num_styles=num_styles)
-        self.block2 = ConvBlock(channels, channels, 3, relu=False, index=index + 1, num_styles=num_styles)
-
-    def forward(self, x: Tensor, stats_in: Optional[NormStats], stats_used: NormStats,
-                keep_stats: bool = True, affine: Optional[NormStats] = None) -> Tensor:
-        y = self.block1(x, stats_in, stats_used, keep_stats, affine)
-        return x + self.block2(y, stats_in, stats_used, keep_stats, affine)
-
-
-def _reflect_index(n: int, before: int, total: int, device: torch.device) -> Tensor:
-    """Source indices that reflect-pad an axis of length n to ``total`` (``before`` of them in front).
-
-    Where one reflection is not enough (images smaller than the pad) the index is clamped, i.e.
-    replicate padding. Pure arithmetic with no branch on the size, so TorchScript, tracing and
-    ``torch.export`` all keep height and width dynamic.
-    """
-    i = torch.arange(total, device=device) - before
-    i = (n - 1) - ((n - 1) - i.abs()).abs()  # reflect about 0, then about n-1
-    return i.clamp(0, n - 1)
 
 
 OUTPUTS = ("sigmoid", "linear", "residual")
@@ -282,8 +196,8 @@ class TransformerNet(nn.Module):
         ph = (4 - h % 4) % 4 + 4
         pw = (4 - w % 4) % 4 + 4
         top, left = ph // 2, pw // 2
-        y = x.index_select(2, _reflect_index(h, top, h + ph, x.device))
-        y = y.index_select(3, _reflect_index(w, left, w + pw, x.device))
+        y = x.index_select(2, reflect_index(h, top, h + ph, x.device))
+        y = y.index_select(3, reflect_index(w, left, w + pw, x.device))
         padded = y
         used: NormStats = []
         for block in self.encoder:
@@ -320,11 +234,9 @@ class TransformerNet(nn.Module):
     @torch.jit.ignore
     def mixed_precision(self, dtype: torch.dtype = torch.bfloat16) -> TransformerNet:
         """In place: every block but the first and the 9x9 output conv in ``dtype`` (their inputs
-        are cast at each block), those two in float32. Measured on real photos and the shipped
-        models: with the whole network in bf16 the output strays up to 9.7/255 from float32's,
-        because the first conv sees raw pixels at bf16's 8-bit mantissa and its instance norm then
-        divides by the photo's own contrast, so a low-contrast channel amplifies the rounding; with
-        the two ends in float32 (10 % of the FLOPs) it stays within 2/255 (docs/benchmarks.md)."""
+        are cast at each block), those two in float32: the first conv sees raw pixels at bf16's
+        8-bit mantissa and its instance norm then divides by the photo's own contrast, which
+        amplifies the rounding (docs/benchmarks.md measures it)."""
         for block in [*self.encoder[1:], *self.residuals, *self.decoder]:
             block.to(dtype)
         return self
@@ -337,25 +249,6 @@ class TransformerNet(nn.Module):
 
     @torch.jit.ignore
     def specialize(self, style: Optional[Tensor] = None, strength: Optional[float] = None) -> TransformerNet:
-        """A plain network (no conditioning) that computes this one for a fixed style mix and
-        strength: each norm's (gamma, beta) is :meth:`norm_affine`'s for them. A plain network
-        returns itself."""
-        if not self.conditional:
-            return self
-        args = {k: v for k, v in self.config.items() if k not in ("num_styles", "strength_input")}
-        plain = TransformerNet(**args).to(self.encoder[0].conv.weight.device)
-        s = None if strength is None else torch.tensor([float(strength)])
-        with torch.no_grad():
-            affine = self.norm_affine(style, s)
-            assert affine is not None
-            state = {k: v for k, v in self.state_dict().items()
-                     if not k.startswith("strength_net.") and not k.endswith(("norm.weight", "norm.bias"))}
-            missing = plain.load_state_dict(state, strict=False).missing_keys
-            assert all(k.endswith(("norm.weight", "norm.bias")) for k in missing), missing
-            for (weight, bias), (g, b) in zip(plain.norm_params(), affine):
-                weight.copy_(g[0])
-                bias.copy_(b[0])
-            gain = self.photo_gain(s)
-            if gain is not None:  # the photo's weight 1 - s, folded into the output conv's photo channels
-                plain.head[1].weight[:, -3:] *= gain.reshape(()).to(plain.head[1].weight.dtype)
-        return plain.train(self.training)
+        """A plain network that computes this one for a fixed style mix and strength
+        (:func:`nst.networks.conditional.specialize`); a plain network returns itself."""
+        return specialize(self, style, strength)

@@ -14,8 +14,8 @@ import sys
 
 from nst.errors import NSTError
 from nst.evaluation import flicker
-from nst.inference.video import write_frames
 from nst.io.image import load_image
+from nst.io.video import write_frames
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -42,7 +42,7 @@ def _child(model: str, clip: str, out: str, batch: int, precision: str, split: b
     if split:  # the network alone: the same frames decoded into memory first, stylized in batches
         import torch
 
-        from nst.inference.video import iter_frames
+        from nst.io.video import iter_frames
 
         frames = torch.cat(list(iter_frames(clip)))
         start = time.perf_counter()
@@ -83,8 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from nst.evaluation import flicker
-    from nst.inference.video import write_frames
     from nst.io.image import load_image, resize
+    from nst.io.video import write_frames
 
     work = Path(args.out or tempfile.mkdtemp(prefix="nst-video-bench-"))
     work.mkdir(parents=True, exist_ok=True)

@@ -177,7 +177,7 @@ def test_make_clip_script_writes_a_pan_with_sound(tmp_path):
     from pathlib import Path
 
     pytest.importorskip("av")
-    from nst.inference.video import probe
+    from nst.io.video import probe
 
     path = Path(__file__).resolve().parent.parent / "scripts" / "make_clip.py"
     spec = importlib.util.spec_from_file_location("make_clip", path)
@@ -196,7 +196,7 @@ def test_make_clip_script_writes_a_pan_with_sound(tmp_path):
 def test_flicker_mode_measures_a_real_clip_with_optical_flow(tmp_path):
     pytest.importorskip("av")
     pytest.importorskip("cv2")
-    from nst.inference.video import write_frames
+    from nst.io.video import write_frames
 
     smooth = torch.nn.functional.avg_pool2d(photo(64, 140), 5, 1, 2)
     clip = tmp_path / "pan.mp4"

@@ -21,7 +21,9 @@ from nst.networks.srnet import SRNet
 from nst.networks.transformer import TransformerNet
 
 av = pytest.importorskip("av")
-from nst.inference.video import frame_step, is_video, iter_frames, probe, process_video, write_frames  # noqa: E402
+from nst.inference.video import frame_step  # noqa: E402
+from nst.io.transcode import process_video  # noqa: E402
+from nst.io.video import is_video, iter_frames, probe, write_frames  # noqa: E402
 from tests.conftest import float32_atol  # noqa: E402
 
 
@@ -268,7 +270,7 @@ def test_iter_frames_yields_one_frame_at_a_time(clip):
 
 
 def test_a_resolution_change_midway_is_scaled_to_the_first():
-    from nst.inference.video import _frames_to_tensor
+    from nst.io.video import _frames_to_tensor
 
     class Frame:  # what PyAV decodes from a WebRTC recording whose resolution changes
         def __init__(self, h, w):

@@ -23,10 +23,11 @@ from nst.evaluation.compare import build_loss, loss_settings, resolve_styles, se
 from nst.hardware import describe
 from nst.inference.styles import pick
 from nst.inference.stylize import Stylizer
-from nst.inference.video import frame_step, is_video, iter_frames
+from nst.inference.video import frame_step
 from nst.io.files import atomic_write_text, ensure_folder
 from nst.io.grid import grid
 from nst.io.image import load_image, save_image
+from nst.io.video import is_video, iter_frames
 from nst.models.modelfile import load_any
 
 log = logging.getLogger("nst")

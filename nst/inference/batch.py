@@ -20,8 +20,8 @@ from torch import Tensor
 from nst.errors import NSTError
 from nst.inference.stylize import Stylizer, _whole
 from nst.inference.tiling import needs_tiling
-from nst.inference.video import is_video
 from nst.io.image import load_image_alpha, save_image
+from nst.io.video import is_video
 
 
 @dataclass
@@ -56,7 +56,7 @@ def stylize_files(stylizer: Stylizer | Any, jobs: Sequence[Job], *, size: int | 
     load or save costs one ``log`` line and is counted; existing targets are skipped unless
     ``overwrite``. Same-size images that need no tiling run in batches of ``batch_size`` (instance
     norm is per image, so batching does not change results). Videos
-    (nst.inference.video.VIDEO_EXTENSIONS) are streamed through nst.inference.video, ``batch_size``
+    (nst.io.video.VIDEO_EXTENSIONS) are streamed through nst.io.transcode, ``batch_size``
     frames at a time, with ``video_stats`` (nst.inference.video.frame_step)."""
     batch_size = _whole("batch_size", batch_size, 1)
     size = _whole("size", size, 1, allow_none=True)
@@ -120,17 +120,19 @@ def stylize_files(stylizer: Stylizer | Any, jobs: Sequence[Job], *, size: int | 
 
 def _video(model: Stylizer | Any, job: Job, summary: Summary, size: int | None, batch_size: int,
            video_stats: str, log: Callable[[str], None]) -> None:
-    """One clip through nst.inference.video; a bad clip costs one ``log`` line, as a bad image does."""
-    from nst.inference import video
+    """One clip through nst.io.transcode; a bad clip costs one ``log`` line, as a bad image does."""
+    from nst.inference.video import frame_step  # PyAV only when there is a video
+    from nst.io.transcode import process_video
+    from nst.io.video import output_size, probe
 
     factor = int(getattr(model, "factor", 1))
     try:
         if hasattr(model, "check_size"):  # an Upscaler: refuse frames over its pixel limit first
-            info = video.probe(job.source)
-            h, w = video.output_size(info.height, info.width, size, factor)
+            info = probe(job.source)
+            h, w = output_size(info.height, info.width, size, factor)
             model.check_size(h, w, name=str(job.source))
-        video.process_video(job.source, job.target, video.frame_step(model, video_stats), size=size,
-                            factor=factor, batch_size=batch_size, log=None if log is _stderr else log)
+        process_video(job.source, job.target, frame_step(model, video_stats), size=size,
+                      factor=factor, batch_size=batch_size, log=None if log is _stderr else log)
         summary.written.append(job.target)
     except NSTError as e:
         summary.failed.append((job.source, str(e)))

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from nst.errors import NSTError
 from nst.inference.batch import Job
-from nst.inference.video import VIDEO_EXTENSIONS
 from nst.io.image import IMAGE_EXTENSIONS, list_images
+from nst.io.video import VIDEO_EXTENSIONS
 
 
 def _suffix(path: Path, ext: str | None) -> str:

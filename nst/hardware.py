@@ -1,11 +1,9 @@
 """What the machine offers: whether this CPU runs bf16 matrix work fast, and the precision to pick.
 
 AMX-BF16 (Intel Sapphire Rapids and later) and AVX512-BF16 (AMD Zen 4, Intel Cooper Lake) count:
-with AMX oneDNN's bf16 convolutions made a training step 1.7x faster than float32; on an AMD EPYC
-with AVX512-BF16 and no AMX, bf16 autocast was slower than float32 while the network's instance
-norm was a composite of float32 ops (every block cast its bf16 activations up and back), and is
-1.6-1.8x faster since it is torch's fused ``F.instance_norm`` (docs/benchmarks.md). Elsewhere
-bf16 is emulated and slower, so ``precision=auto`` picks float32.
+on both, oneDNN's bf16 convolutions train faster than float32, on AVX512-BF16 since the instance
+norm is torch's fused ``F.instance_norm`` rather than float32 ops around every block
+(docs/benchmarks.md). Elsewhere bf16 is emulated and slower, so ``precision=auto`` picks float32.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Interrupted and failing training through ``nst mode=train`` (issue #7): SIGKILL then resume,
+"""Interrupted and failing training through ``nst mode=train``: SIGKILL then resume,
 Ctrl-C (SIGINT) saves a checkpoint, a NaN loss stops with the step named and keeps the last good
 checkpoint. Tiny config: 8-channel net, 32 px crops, shallow VGG, random weights, one thread."""
 

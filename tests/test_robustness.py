@@ -1,4 +1,4 @@
-"""Bad inputs through every mode's command line (issue #7): each case in the generated corpus
+"""Bad inputs through every mode's command line: each case in the generated corpus
 (tests/corpus.py) either works or ends in one ``NSTError`` line naming the file, with no output left
 behind. Most cases run in-process through ``nst.cli.run``; a few go through ``python -m nst`` to
 prove the exit code, the single ``nst: error:`` line and the absence of a traceback."""
@@ -474,7 +474,7 @@ def test_stylize_a_photo_larger_than_tile_size_goes_through_tiles(tmp_path, good
     assert sides and max(sides) <= 64, sides
 
 
-# ---- the modes added since: upscale, evaluate, multi-style, video (issue 16) ----------------------
+# ---- upscale, evaluate, multi-style, video -----------------------------------------------------
 
 @pytest.fixture(scope="module")
 def sr_model(tmp_path_factory) -> Path:

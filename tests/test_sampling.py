@@ -1,4 +1,4 @@
-"""The training data's order as a function of (seed, epoch): nst.training.sampling (issue 16)."""
+"""The training data's order as a function of (seed, epoch): nst.training.sampling."""
 
 from __future__ import annotations
 

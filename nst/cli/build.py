@@ -186,8 +186,8 @@ def output_path(cfg: DictConfig, default_name: str) -> Path:
 def set_threads(value) -> None:
     """``threads``: a number, or ``auto``: the cores not busy right now (sampled over a fraction of a
     second, see nst.hardware.busy_cores), at least one. PyTorch's OpenMP threads spin while they
-    wait, so on a shared machine two threads fighting other processes for two cores ran a training
-    step about 2.5x slower than one thread."""
+    wait, so on a shared machine two threads fighting other processes for two cores run a training
+    step slower than one thread (docs/benchmarks.md)."""
     if value in (None, "", 0):
         return
     if str(value) == "auto":
@@ -204,9 +204,8 @@ def set_threads(value) -> None:
 def keep_freed_memory() -> None:
     """Make glibc keep and reuse freed blocks up to 256 MB instead of unmapping every one over its
     threshold (dynamic, at most 32 MB): a 1024 px tile allocates many ~135 MB activations, and
-    faulting their pages back in on each allocation cost as much system time as the convolutions.
-    6000x4000, model=transformer, this CPU: 183 s user + 87 s sys, peak RSS 2.56 GB before; 171-176 s
-    + 2-4 s, 2.5-3.1 GB after (the kept heap). Process-wide, so in the CLI and not in the library."""
+    faulting their pages back in on each allocation cost as much system time as the convolutions
+    (docs/benchmarks.md). Process-wide, so in the CLI and not in the library."""
     if not sys.platform.startswith("linux"):
         return
     try:

@@ -41,8 +41,8 @@ def spans(length: int, tile: int, overlap: int) -> list[tuple[int, int]]:
     largest = tile - (tile - length) % 4  # the largest size <= tile with size = length (mod 4)
     n = math.ceil((length - overlap) / (largest - overlap))
     # The fewest windows, then the smallest size that still overlaps by ``overlap`` (+4 for the
-    # rounding of starts to multiples of 4): 2048 px in tiles of 1024 with 64 px overlap is 3
-    # windows of 732, not 3 of 1024 that overlap by 512 (2.2x the pixels to run, docs/benchmarks.md).
+    # rounding of starts to multiples of 4): full-size windows would overlap far more than asked and
+    # run many more pixels (docs/benchmarks.md).
     size = math.ceil((length + (n - 1) * (overlap + 4)) / n)
     size = min(largest, size + (length - size) % 4)
     starts = [4 * round(i * (length - size) / (4 * (n - 1))) for i in range(n)]

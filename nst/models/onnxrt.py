@@ -1,12 +1,12 @@
 """An ONNX Runtime twin of a TransformerNet, for stylizing on the CPU.
 
 The same float32 network runs faster under ONNX Runtime than under eager PyTorch, to well within
-one level of 255 (docs/benchmarks.md): its graph optimizer fuses what eager PyTorch runs op by
-op. ``OrtNet`` has the network's inference interface (``net(x, norm_stats=None)``,
+one level of 255 (docs/benchmarks.md): its graph optimizer fuses what eager PyTorch runs op by op.
+``OrtNet`` has the network's inference interface (``net(x, norm_stats=None)``,
 ``net.capture_norm_stats(x)``), so the Stylizer and its shared-statistics tiling run it unchanged.
-Three graphs per network: the plain forward, the capture of the instance-norm statistics, and the forward with given statistics
-(tiles). They are exported once per set of weights into ``$NST_CACHE/onnx/`` (atomically) and
-loaded from there afterwards.
+Three graphs per network: the plain forward, the capture of the instance-norm statistics, and the
+forward with given statistics (tiles). They are exported once per set of weights into
+``$NST_CACHE/onnx/`` (atomically) and loaded from there afterwards.
 
 Optional: needs ``onnxruntime`` (``pip install 'nst[export]'``); without it nothing changes.
 """

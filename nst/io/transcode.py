@@ -68,6 +68,128 @@ class _Progress:
             (self.log or _log)(line)
 
 
+class _Transcode:
+    """One clip's output: the streams set up at the first video frame (so audio packets that come
+    before it wait), the frames batched through ``step``, every packet muxed with one-line errors."""
+
+    def __init__(self, av, src: Path, dst: Path, out, info, vin, ain, step: Callable[[Tensor], Tensor],
+                 size: tuple[int, int], factor: int, batch_size: int, progress: _Progress,
+                 log: Callable[[str], None] | None) -> None:
+        self.av, self.src, self.dst, self.out, self.info = av, src, dst, out, info
+        self.vin, self.ain, self.step, self.size, self.factor = vin, ain, step, size, factor
+        self.batch_size, self.progress, self.log = batch_size, progress, log or _log
+        self.vout = self.aout = None
+        self.held_audio: list = []  # audio packets before the first video frame
+        self.pending: list = []  # decoded frames not yet processed (at most batch_size)
+        self.clock: dict = {}
+        self.done = 0
+
+    def setup(self, first) -> None:
+        """The output streams, from the clip's first decoded frame (its rotation) and its info."""
+        info, dst, vin = self.info, self.dst, self.vin
+        codec = _CODECS[dst.suffix.lower()]
+        rate = info.rate or Fraction(25)
+        vout = self.vout = self.out.add_stream(codec, rate=rate, options=dict(_OPTIONS[codec]))
+        h, w = self.size
+        vout.width, vout.height = w * self.factor, h * self.factor
+        vout.pix_fmt = "yuv420p"
+        # the source's time base when it is fine enough; a coarse one (1/25, as AVI's)
+        # made libx264's delayed packets invalid (PyAV rebases frame pts)
+        fine = vin.time_base and vin.time_base.denominator >= 1000
+        vout.time_base = vin.time_base if fine else Fraction(1, 90000)
+        if codec == "mpeg4":  # AVI: a constant rate (see _to_frames)
+            self.clock.update(rate=max(1, round(float(rate))), last=-1)
+            vout.time_base = Fraction(1, self.clock["rate"])
+            vout.codec_context.bit_rate = 8_000_000
+        vout.codec_context.time_base = vout.time_base
+        # the RGB -> YUV conversion is BT.601's: say so, or players assume BT.709 for HD
+        cc = vout.codec_context
+        cc.colorspace = cc.color_primaries = cc.color_trc = 6  # SMPTE 170M (BT.601)
+        if dst.suffix.lower() == ".avi" and getattr(first, "rotation", 0):
+            self.log(f"{dst}: AVI has no rotation field: the clip will play unrotated "
+                     f"(choose .mp4 or .mkv to keep its {first.rotation} degrees)")
+        if dst.suffix.lower() == ".webm" and info.sample_aspect_ratio not in (None, 1):
+            self.log(f"{dst}: WebM keeps no pixel aspect ratio: the clip will play with "
+                     "square pixels (choose .mkv to keep it)")
+        if info.sample_aspect_ratio:
+            vout.codec_context.sample_aspect_ratio = info.sample_aspect_ratio
+        if getattr(first, "rotation", 0):
+            vout.set_display_rotation(first.rotation)
+        if self.ain is not None:
+            try:
+                self.aout = self.out.add_stream_from_template(self.ain)
+            except (self.av.FFmpegError, ValueError) as e:
+                raise NSTError(f"{dst}: cannot copy the {info.audio} audio of {self.src} into a "
+                               f"{dst.suffix} file ({_reason(e)}); choose an .mkv output") from e
+        for packet in self.held_audio:
+            self.audio(packet)
+        self.held_audio.clear()
+
+    def mux(self, packets) -> None:
+        try:
+            self.out.mux(packets)
+        except (self.av.FFmpegError, OSError) as e:
+            hint = f"; for {self.info.audio} audio choose an .mkv output" if self.info.audio else ""
+            raise NSTError(f"{self.dst}: the muxer refused the output ({_reason(e)}){hint}") from e
+
+    def encode(self, frame):
+        try:
+            return self.vout.encode(frame)
+        except self.av.FFmpegError as e:  # e.g. a time base the encoder does not take
+            raise NSTError(f"{self.dst}: the {self.vout.codec_context.name} encoder refused the frames "
+                           f"({_reason(e)})") from e
+
+    def audio(self, packet) -> None:
+        """An audio packet, copied as it is (held until the first video frame sets up the output)."""
+        if self.aout is None:
+            self.held_audio.append(packet)
+            return
+        packet.stream = self.aout
+        self.mux(packet)
+
+    def frame(self, frame) -> None:
+        if self.vout is None:
+            self.setup(frame)
+        self.pending.append(frame)
+        if len(self.pending) >= self.batch_size:
+            self.flush()
+
+    def flush(self) -> None:
+        """The pending frames through ``step``, encoded with their sources' timestamps."""
+        if not self.pending:
+            return
+        (h, w), f = self.size, self.factor
+        y = self.step(_frames_to_tensor(self.pending, (h, w)))
+        if tuple(y.shape[-2:]) != (h * f, w * f):
+            raise NSTError(f"{self.src}: the network returned {tuple(y.shape[-2:])} frames for {(h, w)} x{f}")
+        for frame in _to_frames(self.av, y, self.pending, self.clock or None):
+            self.mux(self.encode(frame))
+        self.done += len(self.pending)
+        self.pending.clear()
+        self.progress.update(self.done)
+
+    def run(self, inp, streams) -> None:
+        fallback_pts = 0
+        try:
+            for packet in inp.demux(streams):
+                if packet.stream is self.ain:
+                    if packet.dts is not None:  # None: the demuxer's end-of-stream marker
+                        self.audio(packet)
+                    continue
+                for frame in packet.decode():
+                    if frame.pts is None:  # no timestamps (some AVI): frames at the nominal rate
+                        frame.pts, frame.time_base = fallback_pts, Fraction(1) / (self.info.rate or 25)
+                    fallback_pts += 1
+                    self.frame(frame)
+        except self.av.FFmpegError as e:
+            raise NSTError(f"{self.src}: unreadable after frame {self.done + len(self.pending)} "
+                           f"({_reason(e)}); nothing written") from e
+        self.flush()
+        if self.vout is None:
+            raise NSTError(f"{self.src}: no video frames, nothing written")
+        self.mux(self.encode(None))
+
+
 def process_video(src: str | Path, dst: str | Path, step: Callable[[Tensor], Tensor], *,
                   size: int | None = None, factor: int = 1, batch_size: int = 4,
                   log: Callable[[str], None] | None = None) -> int:
@@ -79,7 +201,6 @@ def process_video(src: str | Path, dst: str | Path, step: Callable[[Tensor], Ten
     if dst.suffix.lower() not in VIDEO_EXTENSIONS:
         raise NSTError(f"{dst}: a video needs a video output ({', '.join(VIDEO_EXTENSIONS)}), "
                        f"for {src}")
-    done = 0
     with _open(src) as inp, atomic_path(dst) as tmp:
         info = _info(inp)  # the clip is opened once: no separate probe
         h, w = output_size(info.height, info.width, size, factor)
@@ -91,109 +212,12 @@ def process_video(src: str | Path, dst: str | Path, step: Callable[[Tensor], Ten
         _truncated(src, vin)
         vin.thread_type = "AUTO"
         ain = inp.streams.audio[0] if inp.streams.audio else None
-        streams = [vin] + ([ain] if ain is not None else [])
         try:  # the output's own failures (a full disk at the trailer, a muxer error)
             with av.open(str(tmp), "w") as out:
-                vout, aout, held_audio, clock = None, None, [], {}
-                pending: list = []  # decoded frames not yet processed (at most batch_size)
-                fallback_pts = 0
-
-                def setup(first) -> None:
-                    nonlocal vout, aout
-                    codec = _CODECS[dst.suffix.lower()]
-                    rate = info.rate or Fraction(25)
-                    vout = out.add_stream(codec, rate=rate, options=dict(_OPTIONS[codec]))
-                    vout.width, vout.height = w * factor, h * factor
-                    vout.pix_fmt = "yuv420p"
-                        # the source's time base when it is fine enough; a coarse one (1/25, as AVI's)
-                    # made libx264's delayed packets invalid at 640x360 (PyAV rebases frame pts)
-                    fine = vin.time_base and vin.time_base.denominator >= 1000
-                    vout.time_base = vin.time_base if fine else Fraction(1, 90000)
-                    if codec == "mpeg4":  # AVI: a constant rate (see _to_frames)
-                        clock.update(rate=max(1, round(float(rate))), last=-1)
-                        vout.time_base = Fraction(1, clock["rate"])
-                        vout.codec_context.bit_rate = 8_000_000
-                    vout.codec_context.time_base = vout.time_base
-                    # the RGB -> YUV conversion is BT.601's: say so, or players assume BT.709 for HD
-                    cc = vout.codec_context
-                    cc.colorspace = cc.color_primaries = cc.color_trc = 6  # SMPTE 170M (BT.601)
-                    if dst.suffix.lower() == ".avi" and getattr(first, "rotation", 0):
-                        (log or _log)(f"{dst}: AVI has no rotation field: the clip will play unrotated "
-                                      f"(choose .mp4 or .mkv to keep its {first.rotation} degrees)")
-                    if dst.suffix.lower() == ".webm" and info.sample_aspect_ratio not in (None, 1):
-                        (log or _log)(f"{dst}: WebM keeps no pixel aspect ratio: the clip will play with "
-                                      "square pixels (choose .mkv to keep it)")
-                    if info.sample_aspect_ratio:
-                        vout.codec_context.sample_aspect_ratio = info.sample_aspect_ratio
-                    if getattr(first, "rotation", 0):
-                        vout.set_display_rotation(first.rotation)
-                    if ain is not None:
-                        try:
-                            aout = out.add_stream_from_template(ain)
-                        except (av.FFmpegError, ValueError) as e:
-                            raise NSTError(f"{dst}: cannot copy the {info.audio} audio of {src} into a "
-                                           f"{dst.suffix} file ({_reason(e)}); choose an .mkv output") from e
-
-                def mux(packets) -> None:
-                    try:
-                        out.mux(packets)
-                    except (av.FFmpegError, OSError) as e:
-                        hint = f"; for {info.audio} audio choose an .mkv output" if info.audio else ""
-                        raise NSTError(f"{dst}: the muxer refused the output ({_reason(e)}){hint}") from e
-
-                def encode(frame):
-                    try:
-                        return vout.encode(frame)
-                    except av.FFmpegError as e:  # e.g. a time base the encoder does not take
-                        raise NSTError(f"{dst}: the {vout.codec_context.name} encoder refused the frames "
-                                       f"({_reason(e)})") from e
-
-                def flush() -> None:
-                    nonlocal done
-                    if not pending:
-                        return
-                    y = step(_frames_to_tensor(pending, (h, w)))
-                    if tuple(y.shape[-2:]) != (h * factor, w * factor):
-                        raise NSTError(f"{src}: the network returned {tuple(y.shape[-2:])} frames for "
-                                       f"{(h, w)} x{factor}")
-                    for frame in _to_frames(av, y, pending, clock or None):
-                        mux(encode(frame))
-                    done += len(pending)
-                    pending.clear()
-                    progress.update(done)
-
-                try:
-                    for packet in inp.demux(streams):
-                        if packet.stream is ain:
-                            if packet.dts is None:
-                                continue  # the demuxer's end-of-stream marker
-                            if aout is None:
-                                held_audio.append(packet)  # until the first video frame sets up the output
-                                continue
-                            packet.stream = aout
-                            mux(packet)
-                            continue
-                        for frame in packet.decode():
-                            if frame.pts is None:  # no timestamps (some AVI): frames at the nominal rate
-                                frame.pts, frame.time_base = fallback_pts, Fraction(1) / (info.rate or 25)
-                            fallback_pts += 1
-                            if vout is None:
-                                setup(frame)
-                                for p in held_audio:
-                                    p.stream = aout
-                                    mux(p)
-                                held_audio.clear()
-                            pending.append(frame)
-                            if len(pending) >= batch_size:
-                                flush()
-                except av.FFmpegError as e:
-                    raise NSTError(f"{src}: unreadable after frame {done + len(pending)} ({_reason(e)}); "
-                                   "nothing written") from e
-                flush()
-                if vout is None:
-                    raise NSTError(f"{src}: no video frames, nothing written")
-                mux(encode(None))
+                job = _Transcode(av, src, dst, out, info, vin, ain, step, (h, w), factor, batch_size,
+                                 progress, log)
+                job.run(inp, [vin] + ([ain] if ain is not None else []))
         except (av.FFmpegError, OSError) as e:
             raise NSTError(f"{dst}: could not be written ({_reason(e)}); nothing written") from e
-        progress.update(done, final=True)
-    return done
+        progress.update(job.done, final=True)
+    return job.done

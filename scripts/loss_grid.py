@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 import yaml
 
-from nst.evaluation.compare import build_loss
+from nst.evaluation.compare import model_loss
 from nst.gatys.multiscale import coarse_to_fine
 from nst.hardware import describe
 from nst.io.files import atomic_write_text
@@ -73,7 +73,7 @@ def one_run(args, base: dict, photo: Path, style: Path, key: str, value) -> dict
         style_size = int(value)
     else:
         spec[key] = value
-    loss = build_loss(spec, weights=args.weights)
+    loss = model_loss(spec, weights=args.weights)
     content = load_image(photo, max_side=args.size)
     painting = load_image(style)
     size = max(content.shape[-2:])

@@ -122,11 +122,11 @@ def nst_train_step(batch: int, size: int, style_size: int = 256, *overrides: str
     """One step of what ``nst mode=train`` builds, and what it ran with (precision, layout)."""
     from hydra.utils import instantiate
 
-    from nst.cli.build import build_loss, precision
+    from nst.cli.build import config_loss, precision
 
     cfg = nst_config(f"data.crop={size}", f"data.batch_size={batch}", *overrides)
     torch.manual_seed(0)
-    loss = build_loss(cfg)
+    loss = config_loss(cfg)
     loss.set_style([torch.rand(1, 3, style_size, style_size)])
     module = instantiate(cfg.model, loss=loss, _convert_="all")
     module.setup("fit")  # channels_last on the net and the VGG, as Lightning's setup hook does

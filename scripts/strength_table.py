@@ -23,7 +23,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from nst.evaluation.compare import build_loss, loss_settings, resolve_styles, set_styles  # noqa: E402
+from nst.evaluation.compare import loss_settings, model_loss, resolve_styles, set_styles  # noqa: E402
 from nst.inference.stylize import Stylizer  # noqa: E402
 from nst.io.files import atomic_write_text, ensure_folder  # noqa: E402
 from nst.io.grid import grid  # noqa: E402
@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(max(1, torch.get_num_threads()))
     net, meta = load_any(args.model)
     settings = loss_settings(meta)
-    loss = build_loss({**settings, "content_weight": 1.0, "style_weight": 1.0, "tv_weight": 0.0})
+    loss = model_loss({**settings, "content_weight": 1.0, "style_weight": 1.0, "tv_weight": 0.0})
     set_styles(loss, resolve_styles(meta, args.model), None, meta.get("style_size"))
     conditioned = Stylizer(net, meta, backend="torch", tile_size=None)
     if not conditioned.strength_conditioned:

@@ -22,7 +22,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import nst  # noqa: E402
-from nst.evaluation.compare import build_loss  # noqa: E402
+from nst.evaluation.compare import model_loss  # noqa: E402
 from nst.io.image import load_image, save_image  # noqa: E402
 
 LOSS = Path(__file__).resolve().parents[1] / "configs/loss/johnson2016.yaml"  # the layers, weights, TV
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> None:
     for moments in ("raw", "centered"):
         spec = {**base, "arch": "vgg16", "weights": args.weights, "style_weight": args.style_weight,
                 "style_moments": moments}
-        loss = build_loss(spec)
+        loss = model_loss(spec)
         loss.set_style([style])
         with torch.no_grad():
             for name, img in images.items():

@@ -10,7 +10,7 @@ import torch
 from hydra import compose, initialize_config_dir
 
 import nst.cli
-from nst.cli.build import build_loss
+from nst.cli.build import config_loss
 from nst.cli.gatys import prepare_style, side_by_side, style_side
 from nst.errors import NSTError
 from nst.gatys.multiscale import level_iterations, levels
@@ -80,7 +80,7 @@ def test_histogram_mode_changes_the_style_targets(tmp_path, files):
     targets = []
     for mode in ("false", "histogram"):
         cfg = config(tmp_path, files, f"preserve_color={mode}")
-        loss = build_loss(cfg)
+        loss = config_loss(cfg)
         prepare_style(cfg, loss, content, style, [str(files[1])], 32)
         targets.append(loss.style_target("relu1_1"))
     assert (targets[0] - targets[1]).abs().max() > 1e-3 * targets[0].abs().max()

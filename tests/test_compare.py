@@ -16,10 +16,10 @@ from nst.errors import NSTError
 from nst.evaluation.compare import (
     average,
     best_curve,
-    build_loss,
-    evaluate,
     iterations_to_match,
     loss_settings,
+    loss_terms,
+    model_loss,
     resolve_styles,
 )
 from nst.io.files import file_digest
@@ -146,9 +146,9 @@ def test_a_photo_anchor_is_left_out_of_the_scores(image, strength):
         anchored["strength"] = strength  # scored at s = 1, where it weighed 0 anyway
     settings = loss_settings(anchored)
     assert "pixel_weight" not in settings
-    loss = build_loss(settings)  # META's weights are random
+    loss = model_loss(settings)  # META's weights are random
     loss.set_style([image])
-    scores = evaluate(loss, image, loss.content_targets(image))  # what raised "needs the target image"
+    scores = loss_terms(loss, image, loss.content_targets(image))  # what raised "needs the target image"
     assert set(scores) >= {"loss", "content", "style", "tv"}
 
 

@@ -10,7 +10,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from nst.cli import config_dir
-from nst.cli.build import build_loss
+from nst.cli.build import config_loss
 
 CONFIGS = Path(config_dir())
 BASE = ["vgg.weights=random", "logger=none"]
@@ -47,7 +47,7 @@ def test_every_experiment_composes(tmp_path, experiment):
 def test_every_loss_instantiates_on_its_network(tmp_path, loss):
     vgg = "vgg19" if "vgg19" in loss else "vgg16"
     cfg = compose_cfg(tmp_path, f"loss={loss}", f"vgg={vgg}")
-    built = build_loss(cfg)
+    built = config_loss(cfg)
     if "content_layers" not in cfg.loss:  # a pixel loss (loss=sr_pixel): no VGG at all
         assert not hasattr(built, "vgg") and type(built).__name__ == cfg.loss._target_.rsplit(".", 1)[-1]
         return
@@ -68,7 +68,7 @@ def test_every_model_instantiates_its_lightning_module(tmp_path, model):
         assert isinstance(module, ImageToImageModule)
         assert sum(p.numel() for p in module.net.parameters()) > 0
     else:  # a per-image optimizer: a partial the run completes with the loss and the starting image
-        module = instantiate(cfg.model)(loss=build_loss(cfg), init=torch.rand(1, 3, 16, 16))
+        module = instantiate(cfg.model)(loss=config_loss(cfg), init=torch.rand(1, 3, 16, 16))
         assert isinstance(module, GatysModule)
     optimizer = module.configure_optimizers()
     optimizer = optimizer["optimizer"] if isinstance(optimizer, dict) else optimizer

@@ -55,7 +55,7 @@ def multi_model(tmp_path):
 
 
 def test_training_lowers_the_loss_of_every_style(paintings, tmp_path):
-    from nst.cli.build import build_loss
+    from nst.cli.build import config_loss
     from nst.networks.conditional import adopt
 
     torch.manual_seed(0)
@@ -66,7 +66,7 @@ def test_training_lowers_the_loss_of_every_style(paintings, tmp_path):
     assert net.num_styles == 3 and meta["styles"] == NAMES
     start = TransformerNet(**net.config).eval()
     adopt(start, load_network(plain)[0])  # where training began: every style row the plain network's
-    loss = build_loss(config(paintings, *TINY, styles_arg(paintings), f"data.root={paintings / 'photos'}"))
+    loss = config_loss(config(paintings, *TINY, styles_arg(paintings), f"data.root={paintings / 'photos'}"))
     loss.set_style([load_image(paintings / n, max_side=48) for n in NAMES])
     photos = torch.cat([load_image(paintings / "photos" / f"{i}.png") for i in range(3)])
     for k in range(3):

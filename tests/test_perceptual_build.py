@@ -40,13 +40,13 @@ def test_the_cli_builds_its_vgg_through_the_vgg_groups_target(monkeypatch):
     from hydra import compose, initialize_config_dir
 
     import nst.perceptual.vgg
-    from nst.cli.build import build_loss as build_config_loss
+    from nst.cli.build import config_loss
 
     calls = []
     real = nst.perceptual.vgg.load_vgg
     monkeypatch.setattr(nst.perceptual.vgg, "load_vgg", lambda **kw: calls.append(kw) or real(**kw))
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
         cfg = compose("config", overrides=["mode=train", "vgg.weights=random", "paths.output_dir=/tmp/x"])
-    loss = build_config_loss(cfg)
+    loss = config_loss(cfg)
     assert calls and calls[0]["layers"] == loss_layers(cfg.loss) and calls[0]["weights"] == "random"
     assert loss.vgg.layers == loss_layers(cfg.loss)

@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # Lightning costs seconds to import; modes that build no Trai
 
 log = logging.getLogger("nst")
 
-def build_loss(cfg: DictConfig) -> PerceptualLoss:
+def config_loss(cfg: DictConfig) -> PerceptualLoss:
     """The configured loss (``cfg.loss``) on the VGG the ``vgg`` group instantiates, cut after the
     deepest layer the loss reads (nst.perceptual.build)."""
     spec = OmegaConf.to_container(cfg.loss, resolve=True)

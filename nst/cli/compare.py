@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from nst.cli.build import (
     as_list,
+    config_loss,
     device_settings,
     gatys_module,
     output_folder,
@@ -27,13 +28,12 @@ from nst.cli.build import (
     precision,
     require,
 )
-from nst.cli.build import build_loss as build_config_loss
 from nst.errors import NSTError
 from nst.evaluation.compare import (
     average,
-    build_loss,
     compare_photo,
     loss_settings,
+    model_loss,
     resolve_styles,
     set_styles,
 )
@@ -116,12 +116,12 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     if spec_loss is None:
         log.warning("%s: no loss settings in its metadata; using loss=%s from the config", checkpoint,
                     OmegaConf.select(cfg, "hydra.runtime.choices.loss", default="(config)"))
-        loss = build_config_loss(cfg)
+        loss = config_loss(cfg)
         spec_loss = OmegaConf.to_container(cfg.loss, resolve=True)
         spec_loss.pop("_target_", None)
         spec_loss.update(arch=loss.vgg.arch, weights=loss.vgg.weights_source)
     else:
-        loss = build_loss(spec_loss, weights=vgg_weights(cfg), seed=int(cfg.seed))
+        loss = model_loss(spec_loss, weights=vgg_weights(cfg), seed=int(cfg.seed))
     styles = resolve_styles(meta, checkpoint, override)
     blend = None if override else meta.get("style_blend")
     style_size = cfg.get("style_size") or meta.get("style_size") or size

@@ -19,7 +19,7 @@ from omegaconf import DictConfig
 from nst.cli.build import as_list, device_settings, output_folder, pixels, require
 from nst.errors import NSTError
 from nst.evaluation import flicker
-from nst.evaluation.compare import build_loss, loss_settings, resolve_styles, set_styles
+from nst.evaluation.compare import loss_settings, model_loss, resolve_styles, set_styles
 from nst.hardware import describe
 from nst.inference.styles import pick
 from nst.inference.stylize import Stylizer
@@ -69,7 +69,7 @@ def _model_loss(checkpoint: Path, meta: dict, cfg: DictConfig, style_index: int 
     if settings is None:
         log.warning("%s: no loss settings in its metadata; flicker and speed only", checkpoint)
         return None
-    loss = build_loss(settings, weights=cfg.vgg.get("weights"), seed=int(cfg.seed))
+    loss = model_loss(settings, weights=cfg.vgg.get("weights"), seed=int(cfg.seed))
     styles = resolve_styles(meta, checkpoint)
     if style_index is not None:
         styles = [styles[style_index]] if len(styles) > style_index else styles[:1]

@@ -15,8 +15,8 @@ from torch import Tensor
 from nst.cli.build import (
     as_list,
     build_logger,
-    build_loss,
     build_trainer,
+    config_loss,
     gatys_module,
     load_styles,
     output_path,
@@ -71,7 +71,7 @@ def run(cfg: DictConfig) -> GatysResult:
     sides = levels(size, cfg.get("scales"))
     its = level_iterations(cfg.iterations, len(sides))
     styles, style_paths = load_styles(cfg, max_side=style_side(cfg, size, size))
-    loss = build_loss(cfg)
+    loss = config_loss(cfg)
     out = output_path(cfg, f"{Path(content_path).stem}_{Path(style_paths[0]).stem}.png")
     if out.suffix.lower() not in IMAGE_EXTENSIONS:  # fail now, not after minutes of optimization
         raise NSTError(f"output={out}: unknown image extension (use one of {', '.join(IMAGE_EXTENSIONS)})")

@@ -25,8 +25,8 @@ from nst.cli.build import (
     as_list,
     build_callbacks,
     build_logger,
-    build_loss,
     build_trainer,
+    config_loss,
     load_styles,
     output_folder,
     set_style,
@@ -145,7 +145,7 @@ def build_module(cfg: DictConfig) -> tuple[ImageToImageModule, pl.LightningDataM
         raise NSTError("data.root=???: pass the folder of training photos, e.g. data.root=~/coco/train2014")
     data = instantiate(cfg.data)
     data.setup("fit")
-    loss = build_loss(cfg)
+    loss = config_loss(cfg)
     paths: list[str] = []
     if getattr(loss, "style_layers", None):  # no style layers (super-resolution): no style image
         images, paths = load_styles(cfg, max_side=cfg.get("style_size"))

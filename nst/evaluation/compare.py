@@ -33,7 +33,7 @@ from nst.gatys.module import optimize
 from nst.inference.stylize import Stylizer
 from nst.io.files import file_digest
 from nst.io.image import load_image
-from nst.perceptual.build import build_loss as perceptual_loss
+from nst.perceptual.build import build_loss
 from nst.perceptual.losses import PerceptualLoss
 
 TERMS = ("loss", "content", "style", "tv")
@@ -58,11 +58,11 @@ def loss_settings(meta: dict[str, Any]) -> dict[str, Any] | None:
     return settings
 
 
-def build_loss(settings: dict[str, Any], weights: str | None = None, seed: int = 0) -> PerceptualLoss:
+def model_loss(settings: dict[str, Any], weights: str | None = None, seed: int = 0) -> PerceptualLoss:
     """The model's own loss from :func:`loss_settings` (style not set yet); ``weights`` overrides
     the weights source (e.g. "random" for a smoke test)."""
     spec = {k: v for k, v in settings.items() if k not in ("arch", "weights")}
-    return perceptual_loss(spec, settings["arch"], weights or settings["weights"], seed=seed)
+    return build_loss(spec, settings["arch"], weights or settings["weights"], seed=seed)
 
 
 def resolve_styles(meta: dict[str, Any], model_path: str | Path, override: Sequence[str] = ()) -> list[Path]:
@@ -112,7 +112,7 @@ def _sync(device: torch.device) -> None:
 
 
 @torch.no_grad()
-def evaluate(loss: PerceptualLoss, image: Tensor, targets: dict[str, Tensor]) -> dict[str, float]:
+def loss_terms(loss: PerceptualLoss, image: Tensor, targets: dict[str, Tensor]) -> dict[str, float]:
     """``loss``, ``content``, ``style``, ``tv`` (weighted terms) of ``image`` (1, 3, H, W), float32."""
     device = loss.vgg.mean.device
     out = loss(image.to(device, torch.float32), targets)
@@ -262,8 +262,9 @@ def compare_photo(stylizer: Stylizer, loss: PerceptualLoss, content: Tensor, cou
     runs = gatys_runs(content, loss, counts, **gatys)
     loss.to(device)  # Lightning moves the module (and this loss with it) back to the CPU after fit
     targets = loss.content_targets(content.to(device))
-    net_terms = {**evaluate(loss, image, targets), "seconds": seconds}
-    scored = {str(c): {**evaluate(loss, runs.images[c], targets), "seconds": runs.seconds[c]} for c in counts}
+    net_terms = {**loss_terms(loss, image, targets), "seconds": seconds}
+    scored = {str(c): {**loss_terms(loss, runs.images[c], targets), "seconds": runs.seconds[c]}
+              for c in counts}
     last = counts[-1]
     curve = best_curve(runs.history, scored[str(last)]["loss"])
     match = iterations_to_match(curve, net_terms["loss"])

@@ -121,7 +121,7 @@ class Measure:
     ``error(a, b, frame_a, frame_b)`` is the warping error of one consecutive pair of outputs
     (``pan_error``/``zoom_error`` with their motion bound, or ``flow_error``); ``loss`` (optional)
     scores every ``loss_every``-th output against its frame (content, style, TV:
-    nst.evaluation.compare.evaluate)."""
+    nst.evaluation.compare.loss_terms)."""
 
     def __init__(self, error, loss=None, loss_every: int = 5, keep: int | None = None) -> None:
         self.error, self.loss, self.loss_every, self.keep = error, loss, max(1, int(loss_every)), keep
@@ -132,7 +132,7 @@ class Measure:
         self.pair: tuple[Tensor, Tensor] | None = None  # the outputs around frame ``keep`` (picture)
 
     def add(self, frames: Tensor, outs: Tensor, seconds: float) -> None:
-        from nst.evaluation.compare import evaluate
+        from nst.evaluation.compare import loss_terms
 
         self.seconds += seconds
         for i in range(frames.shape[0]):
@@ -142,7 +142,7 @@ class Measure:
                 if self.keep is not None and self.frames == self.keep:
                     self.pair = (self.prev[1], y)
             if self.loss is not None and self.frames % self.loss_every == 0:
-                self.terms.append(evaluate(self.loss, y, x))
+                self.terms.append(loss_terms(self.loss, y, x))
             self.prev = (x, y)
             self.frames += 1
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # GPU checks for one lent NVIDIA H200 machine, in about eight minutes; everything measured goes to $OUT:
 #   1. the gpu-marked tests            (pytest -m gpu)
-#   2. scripts/benchmark.py on CUDA in bf16, eager (+ the float32 eager baseline) and compiled
+#   2. scripts/bench/benchmark.py on CUDA in bf16, eager (+ the float32 eager baseline) and compiled
 #   3. a short real training run       (experiment=quickstart trainer=gpu model=transformer, 256 px, ~75 s)
 #   4. nst mode=compare with that model (Gatys L-BFGS 50..500 iterations at 512 px vs the network)
 # $OUT receives at most 8 files: gpu_check.log, bench_bf16.json, bench_bf16_compile.json, samples.png,
@@ -85,12 +85,12 @@ print('torch', torch.__version__, 'cuda', torch.version.cuda, 'device', gpu, 'li
   else
     step tests 120 "$PY" -m pytest -q -m gpu tests/ -p no:cacheprovider --continue-on-collection-errors -rs
   fi
-  step bench_bf16 150 "$PY" scripts/benchmark.py --device "$device" --precision "$precision" \
+  step bench_bf16 150 "$PY" scripts/bench/benchmark.py --device "$device" --precision "$precision" \
     --gatys-iterations 500 "${bench[@]}" --json "$OUT/bench_bf16.json"
   if [ "$DRY" = 1 ]; then
     echo "=== bench_bf16_compile: skipped in a dry run (compiling on a small CPU takes minutes)"
   else  # compiling takes a while per shape: fewer shapes; rows are saved as they finish
-    step bench_bf16_compile 150 "$PY" scripts/benchmark.py --device cuda --precision bf16 --compile \
+    step bench_bf16_compile 150 "$PY" scripts/bench/benchmark.py --device cuda --precision bf16 --compile \
       --no-baseline --batches 16 --stylize-sizes 256,1024 --gatys-iterations 100 \
       --json "$OUT/bench_bf16_compile.json"
   fi

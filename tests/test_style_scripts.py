@@ -1,4 +1,5 @@
-"""The measurement logic of scripts/finetune_speed.py, strength_table.py, flicker_table.py, loss_grid.py."""
+"""The measurement logic of scripts/bench/finetune_speed.py and scripts/repro/ (strength_table,
+flicker_table, loss_grid, quality_curve)."""
 
 from __future__ import annotations
 
@@ -13,10 +14,11 @@ from nst.models.modelfile import save_model
 from nst.networks.transformer import TransformerNet
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
+FOLDER = {"finetune_speed": "bench"}  # the others reproduce a results page: scripts/repro
 
 
 def _script(name: str):
-    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
+    spec = importlib.util.spec_from_file_location(name, SCRIPTS / FOLDER.get(name, "repro") / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

@@ -1,6 +1,6 @@
 """The one loss builder: a loss spec (what configs/loss/*.yaml hold, or a model card's ``loss``) and
 a VGG spec -> a PerceptualLoss on a VGG cut after the deepest layer the loss reads. The CLI, compare
-(rebuilding a model's own loss from its card) and scripts/benchmark.py all build losses here."""
+(rebuilding a model's own loss from its card) and scripts/bench/benchmark.py all build losses here."""
 
 from __future__ import annotations
 

@@ -271,7 +271,7 @@ def _as_weights(layers: Mapping[str, float] | Sequence[str]) -> dict[str, float]
 
 class PixelLoss(nn.Module):
     """Mean squared error between pixels, for training a network to reproduce a target image (the
-    content-preserving start of ``scripts/train_identity.py``; Johnson et al.'s super-resolution
+    content-preserving start of ``scripts/repro/train_identity.py``; Johnson et al.'s super-resolution
     baseline). ``forward(img, target)`` returns ``loss`` and ``pixel`` (the same value, detached)."""
 
     def forward(self, img: Tensor, target: Tensor) -> dict[str, Tensor]:

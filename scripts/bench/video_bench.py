@@ -5,8 +5,9 @@
 Each measurement runs in its own process (peak RSS is per process), on synthetic clips written
 first (a pan of a photo, H.264). Run it on a quiet machine; it prints a JSON report.
 
-    python scripts/video_bench.py --model starry_night --photo ../shared/data/photos/heldout/kodim12.png \\
-        [--frames 100] [--hd-frames 8,32 | --no-hd] [--precision bf16-mixed] [--out DIR]
+    python scripts/bench/video_bench.py --model starry_night \\
+        --photo ../shared/data/photos/heldout/kodim12.png [--frames 100] [--hd-frames 8,32 | --no-hd] \\
+        [--precision bf16-mixed] [--out DIR]
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 
 def _child(model: str, clip: str, out: str, batch: int, precision: str, split: bool) -> None:

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Speed and peak memory of nst's three workloads, with a plain float32 eager baseline beside them.
 
-    python scripts/benchmark.py --quick                          # ~2 min on a 2-core CPU, smaller sizes
-    python scripts/benchmark.py --device cuda --precision bf16 [--compile] --json bench.json
+    python scripts/bench/benchmark.py --quick                          # ~2 min on a 2-core CPU, smaller sizes
+    python scripts/bench/benchmark.py --device cuda --precision bf16 [--compile] --json bench.json
 
 - training: images/s of one full step (TransformerNet forward, VGG16 Johnson loss with its content
   targets, backward, Adam step) at 256 px, batches 4 and 16;
@@ -37,7 +37,7 @@ from pathlib import Path
 
 import torch
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 # Lightning's notes on every Gatys fit that say nothing here (one image needs no workers, the VGG is
 # meant to be in eval mode, an internal deprecation of Lightning's own).
 QUIET = r".*(does not have many workers|module\(s\) in eval mode|LeafSpec).*"
@@ -430,8 +430,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's, one per core)")
     p.add_argument("--json", type=Path, help="write the report here as well")
     p.add_argument("--peer", type=Path, help="pytorch/examples' fast_neural_style folder: nst's default "
-                   "paths beside it on the CPU, alternating (scripts/peer.py); --only, --stylize-sizes, "
-                   "--train-size, --batches, --repeats, --warmup and --threads apply")
+                   "paths beside it on the CPU, alternating (scripts/bench/peer.py); --only, "
+                   "--stylize-sizes, --train-size, --batches, --repeats, --warmup and --threads apply")
     p.add_argument("--levers", action="store_true", help="with --peer: the table of levers instead (each "
                    "precision, layout, backend and torch.compile on the same network, beside the peer)")
     args = p.parse_args(argv)
@@ -480,7 +480,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def peer_main(args: argparse.Namespace) -> int:
-    """``--peer PATH``: the side-by-side report of scripts/peer.py, printed as a table."""
+    """``--peer PATH``: the side-by-side report of scripts/bench/peer.py, printed as a table."""
     import peer
 
     warnings.filterwarnings("ignore", message=QUIET)

@@ -1,6 +1,6 @@
 """Quality against training time: "matches Gatys at N" for every kept checkpoint of some runs.
 
-    python scripts/quality_curve.py OUT RUN_DIR [RUN_DIR ...] --input 'PHOTOS/*' [--limit 4] \
+    python scripts/repro/quality_curve.py OUT RUN_DIR [RUN_DIR ...] --input 'PHOTOS/*' [--limit 4] \
         [--iterations 25 50 100 200] [key=value ...]   (more nst overrides)
 
 Each RUN_DIR is a training run with ``ckpt_keep_all=true`` (its ``checkpoints/step_*.ckpt``).
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from nst.io.files import atomic_write_text  # noqa: E402

@@ -3,10 +3,10 @@
 # overrides, then score the model with mode=compare against Gatys (25 and 50 L-BFGS iterations
 # from the content) on the four *tuning* photos: the first four of BSDS500's val split, which no
 # recipe trains on and which the reported numbers never use.
-#   bash scripts/ablation.sh OUT_DIR [override ...]      e.g.  bash scripts/ablation.sh /tmp/r1 model.net.output=linear
+#   bash scripts/repro/ablation.sh OUT_DIR [override ...]      e.g.  bash scripts/repro/ablation.sh /tmp/r1 model.net.output=linear
 # Prints the wall time of the training run and the compare table (OUT_DIR/compare/results.md).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 out=$1; shift
 data=${NST_DATA:-../shared/data}
 [ -d "$data/photos/train" ] || { echo "ablation: needs $data/photos/train (BSDS500; set NST_DATA)" >&2; exit 2; }

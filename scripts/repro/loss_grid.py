@@ -1,7 +1,7 @@
 """What a loss's optimum looks like: Gatys from noise to convergence over paintings, photos and
 loss settings, as one picture and one table (docs/results/loss_choice.md).
 
-    python scripts/loss_grid.py OUT --styles DIR/starry_night.jpg ... --photos P1.jpg P2.jpg \
+    python scripts/repro/loss_grid.py OUT --styles DIR/starry_night.jpg ... --photos P1.jpg P2.jpg \
         --sweep style_weight=0.3,1,3,10 [--sweep tv_weight=3,30 ...] [--init content]
 
 Each cell is one run of nst's Gatys optimizer (L-BFGS, the best iterate kept), coarse to fine
@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--styles", type=Path, nargs="+", required=True)
     ap.add_argument("--photos", type=Path, nargs="+", required=True)
     ap.add_argument("--sweep", action="append", required=True, help="KEY=V1,V2,... (repeatable)")
-    ap.add_argument("--loss", type=Path, default=Path(__file__).parents[1] / "configs/loss/johnson2016.yaml")
+    ap.add_argument("--loss", type=Path, default=Path(__file__).parents[2] / "configs/loss/johnson2016.yaml")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="change the base loss (e.g. style_moments=centered), repeatable")
     ap.add_argument("--weights", default="hed")

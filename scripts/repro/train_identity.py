@@ -2,7 +2,7 @@
 """Train a TransformerNet to give back its input (pixel MSE, no VGG): the content-preserving
 network a style run can start from (``init_from=``), as docs/training.md measures.
 
-    .venv/bin/python scripts/train_identity.py --photos ../shared/data/photos/train \
+    .venv/bin/python scripts/repro/train_identity.py --photos ../shared/data/photos/train \
         --output /tmp/identity_small.safetensors --channels 16 --residual 3
 
 The same LightningModule and data module as ``nst mode=train``, with nst.perceptual.losses.PixelLoss in place

@@ -7,7 +7,7 @@ model, the geometric mean over the photos of its warping error and of its style 
 as ratios to the first model's, with the lowest and highest ratio. Writes ``results.json`` and
 ``results.md`` into ``--out``, and each photo's own ``nst mode=flicker`` folder under it.
 
-    python scripts/flicker_table.py --out DIR --photos ../shared/data/content \\
+    python scripts/repro/flicker_table.py --out DIR --photos ../shared/data/content \\
         plain.safetensors stable_a.safetensors stable_b.safetensors
 
 The style and content terms are each model's own loss terms (nst mode=flicker) divided by that
@@ -25,7 +25,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from nst.evaluation.compare import loss_settings  # noqa: E402
 from nst.io.files import atomic_write_text, ensure_folder  # noqa: E402

@@ -6,7 +6,7 @@ losses logged in its last ``--window`` steps; the fine-tuning run reaches it at 
 where the mean over the ``--window`` steps up to it is as low. Both runs must use the same loss
 and style. Steps are counted from 1.
 
-    python scripts/finetune_speed.py --scratch RUN_A --finetune RUN_B [--window 100]
+    python scripts/bench/finetune_speed.py --scratch RUN_A --finetune RUN_B [--window 100]
 """
 
 from __future__ import annotations

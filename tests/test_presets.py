@@ -16,12 +16,9 @@ from nst.io.image import save_image
 from nst.models.modelfile import load_network
 
 PRESETS = sorted(p.stem for p in (Path(nst.cli.config_dir()) / "experiment").glob("*.yaml"))
-TINY = ["vgg.weights=random", "logger=csv", "trainer.enable_progress_bar=false", "data.crop=32",
-        "style_size=48",
-        "model.net.channels=8", "model.net.num_residual=1", "data.batch_size=2", "data.min_images=2",
-        "data.num_workers=0", "trainer.max_steps=2", "ckpt_every=1", "samples.every=1", "samples.max_side=40",
-        "trainer.accelerator=cpu", "trainer.precision=32-true", "threads=1",
-        "init_from=null"]  # the tiny net fits no shipped model: test_preset_warm_start_fits checks those
+# init_from=null: the tiny net fits no shipped model (test_preset_warm_start_fits checks those)
+TINY = ["debug=tiny", "logger=csv", "trainer.max_steps=2", "ckpt_every=1", "samples.every=1",
+        "trainer.accelerator=cpu", "trainer.precision=32-true", "threads=1", "init_from=null"]
 SHALLOW = ["~loss.style_layers.relu3_3", "~loss.style_layers.relu4_3"]  # the style losses, cut to fit 32 px
 
 

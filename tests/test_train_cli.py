@@ -17,12 +17,9 @@ from nst.io.image import save_image
 from nst.models.modelfile import load_network
 from nst.networks.transformer import TransformerNet
 
-TINY = ["vgg.weights=random", "logger=csv", "trainer.enable_progress_bar=false", "data.crop=32",
-        "style_size=48",
-        "model.net.channels=8", "model.net.num_residual=1", "data.batch_size=2", "data.min_images=2",
-        "trainer.max_steps=4", "trainer.log_every_n_steps=1", "ckpt_every=2", "samples.every=2",
-        "samples.max_side=40",
-        "~loss.style_layers.relu3_3", "~loss.style_layers.relu4_3"]  # shallow VGG: fast
+TINY = ["debug=tiny", "logger=csv", "trainer.max_steps=4", "trainer.log_every_n_steps=1",
+        "ckpt_every=2", "samples.every=2", "~loss.style_layers.relu3_3",
+        "~loss.style_layers.relu4_3"]  # shallow VGG: fast
 
 
 @pytest.fixture

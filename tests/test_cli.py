@@ -9,6 +9,8 @@ import pytest
 
 from nst.cli import MODES
 
+pytestmark = pytest.mark.e2e
+
 
 def nst(*args: str, cwd=None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "nst", *args], capture_output=True, text=True, cwd=cwd,

@@ -15,6 +15,8 @@ from nst.cli.argv import check, is_checkable, run_folder
 from nst.errors import NSTError
 from nst.io.image import save_image
 
+pytestmark = pytest.mark.e2e
+
 REPO = Path(__file__).resolve().parent.parent
 
 

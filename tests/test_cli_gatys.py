@@ -17,6 +17,8 @@ from nst.gatys.multiscale import level_iterations, levels
 from nst.inference.color import rgb_to_yiq
 from nst.io.image import load_image, save_image
 
+pytestmark = pytest.mark.e2e
+
 FAST = ["vgg.weights=random", "logger=none", "trainer.enable_progress_bar=false", "iterations=3"]
 
 

@@ -22,6 +22,8 @@ from nst.errors import NSTError
 from nst.io.image import save_image
 from nst.models.modelfile import load_lightning_checkpoint, load_network
 
+pytestmark = pytest.mark.e2e
+
 REPO = Path(__file__).resolve().parent.parent
 # epoch_size=10 with batch_size=2: 5 steps an epoch, and ckpt_every=3 puts the first checkpoints
 # part way through an epoch: resuming there must still see the same batches (nst.training.sampling).

@@ -15,6 +15,8 @@ import nst.cli
 from nst.io.image import save_image
 from nst.models.modelfile import load_network
 
+pytestmark = pytest.mark.e2e
+
 PRESETS = sorted(p.stem for p in (Path(nst.cli.config_dir()) / "experiment").glob("*.yaml"))
 # init_from=null: the tiny net fits no shipped model (test_preset_warm_start_fits checks those)
 TINY = ["debug=tiny", "logger=csv", "trainer.max_steps=2", "ckpt_every=1", "samples.every=1",

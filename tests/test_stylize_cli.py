@@ -17,6 +17,8 @@ from nst.io.image import load_image, save_image
 from nst.models.modelfile import save_model
 from nst.networks.transformer import TransformerNet
 
+pytestmark = pytest.mark.e2e
+
 
 @pytest.fixture
 def net() -> TransformerNet:

@@ -17,6 +17,8 @@ from nst.io.image import save_image
 from nst.models.modelfile import load_network
 from nst.networks.transformer import TransformerNet
 
+pytestmark = pytest.mark.e2e
+
 TINY = ["debug=tiny", "logger=csv", "trainer.max_steps=4", "trainer.log_every_n_steps=1",
         "ckpt_every=2", "samples.every=2", "~loss.style_layers.relu3_3",
         "~loss.style_layers.relu4_3"]  # shallow VGG: fast

@@ -51,15 +51,6 @@ def config_dir() -> str:
     raise RuntimeError(f"nst: no configs folder found near {here}")
 
 
-def first_of(*paths: str) -> str:
-    """``${first_of:A,B,...}``: the first path that exists (relative ones against the working
-    folder), else the last one given; e.g. a shared data folder when it is there, else a bundled one."""
-    for p in paths:
-        if Path(str(p)).expanduser().exists():
-            return str(Path(str(p)).expanduser().resolve())
-    return str(paths[-1])
-
-
 def count(value=None) -> int:
     """``${count:${styles}}``: the number of items of a list, 1 for one item or none (the network
     trains as many styles as ``styles=[...]`` names)."""
@@ -72,8 +63,6 @@ if not OmegaConf.has_resolver("count"):
     OmegaConf.register_new_resolver("count", count)
 if not OmegaConf.has_resolver("asset"):
     OmegaConf.register_new_resolver("asset", asset)
-if not OmegaConf.has_resolver("first_of"):
-    OmegaConf.register_new_resolver("first_of", first_of)
 
 
 def run(cfg: DictConfig) -> object:

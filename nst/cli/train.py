@@ -37,11 +37,16 @@ from nst.inference.stylize import Stylizer
 from nst.io.files import ensure_folder, file_digest
 from nst.io.grid import grid
 from nst.io.image import list_images, load_image, save_image
-from nst.models.modelfile import checkpoint_net, load_network, read_checkpoint
+from nst.models.modelfile import load_network
 from nst.perceptual.losses import blend_weights
 from nst.training import conditions, runlock
 from nst.training.callbacks import ExportOnEnd, ProgressLines
-from nst.training.checkpoints import AtomicCheckpointIO, GracefulInterrupt
+from nst.training.checkpoints import (
+    AtomicCheckpointIO,
+    GracefulInterrupt,
+    check_resumable,
+    older_checkpoint_hint,
+)
 from nst.training.finetune import add_style, warm_start
 from nst.training.module import ImageToImageModule
 
@@ -73,39 +78,6 @@ def resume_path(cfg: DictConfig, out: Path) -> Path | None:
                            "or resume=FILE)")
         return path
     return None
-
-
-def older_checkpoint_hint(broken: Path) -> str:
-    """For an unreadable checkpoint: the newest readable ``step_*.ckpt`` beside it (ckpt_keep_all)
-    and how to resume from it, or nothing."""
-    if broken.name != "last.ckpt":
-        return ""
-    for older in sorted(broken.parent.glob("step_*.ckpt"), reverse=True):
-        try:
-            read_checkpoint(older)
-        except NSTError:
-            continue
-        return f"; the newest readable checkpoint is {older}: resume from it with resume={older}"
-    return ""
-
-
-def check_resumable(path: Path, net_config: dict, styles: list[str], max_steps: int | None = None) -> None:
-    """Refuse a checkpoint of another architecture in one line (not a state_dict size-mismatch dump),
-    and one whose learning-rate schedule ends before ``max_steps`` (a one-cycle schedule restored
-    from the checkpoint keeps its own length, and torch raises once it is stepped past it)."""
-    ckpt = read_checkpoint(path)  # read once: its network and card, then its schedules
-    _, meta = checkpoint_net(path, ckpt)
-    for state in ckpt.get("lr_schedulers") or []:
-        total = state.get("total_steps") if isinstance(state, dict) else None
-        if isinstance(total, int) and max_steps is not None and max_steps > total:
-            raise NSTError(f"{path}: its learning-rate schedule ends at step {total}, this run asks for "
-                           f"trainer.max_steps={max_steps} (resume with trainer.max_steps={total}, or start "
-                           "a new run with init_from= the exported model)")
-    if meta.get("args") != net_config:
-        raise NSTError(f"{path}: trained with model {meta.get('args')}, this run builds {net_config} "
-                       "(pass the original run's model=... settings)")
-    if meta.get("style") and meta["style"] != styles:
-        log.warning("%s was trained for style %s, this run uses %s", path, meta["style"], styles)
 
 
 def metadata(cfg: DictConfig, loss, style_paths: list[str]) -> dict[str, Any]:

@@ -33,6 +33,7 @@ from nst.cli.build import (
     set_threads,
 )
 from nst.errors import NSTError
+from nst.inference.batch import Job, stylize_files
 from nst.inference.stylize import Stylizer
 from nst.io.files import ensure_folder, file_digest
 from nst.io.grid import grid
@@ -240,17 +241,15 @@ def _train(cfg: DictConfig, out: Path) -> Path:
 
 @torch.no_grad()
 def stylize_after(model_path: Path, spec: str, style_paths: list[str], out: Path, height: int = 256) -> Path:
-    """Stylize ``spec`` with the *exported* file (as ``nst mode=stylize`` would: large photos in
-    tiles), write each result and ``side_by_side.jpg`` (a row per photo: content | style | result)."""
-    stylizer = Stylizer(*load_network(model_path))
+    """Stylize ``spec`` with the *exported* file through the batch stylizer (as ``nst mode=stylize``
+    does: large photos in tiles, atomic writes, a bad file reported), then ``side_by_side.jpg``:
+    a row per photo, content | style | result."""
+    jobs = [Job(path, out / f"{path.stem}_{model_path.stem}.jpg") for path in list_images(spec)]
+    summary = stylize_files(Stylizer(*load_network(model_path)), jobs, overwrite=True)
+    print(summary.line())
     style = load_image(style_paths[0], max_side=2 * height)
-    rows = []
-    for path in list_images(spec):
-        x = load_image(path)
-        y = stylizer.stylize_tensor(x)
-        result = save_image(y, out / f"{path.stem}_{model_path.stem}.jpg")
-        print(f"stylized: {result}")
-        rows.append([x, style, y])
+    rows = [[load_image(job.source), style, load_image(job.target)] for job in jobs
+            if job.target in summary.written]
     sbs = save_image(grid(rows, height), out / "side_by_side.jpg", quality=90)
     print(f"side by side (content | style | result): {sbs}")
     return sbs

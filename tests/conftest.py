@@ -1,5 +1,6 @@
 """Shared fixtures: tiny images, a random-weight VGG, and the real data folder when it is there;
-float32_atol, the tolerance between two float32 runs of a network that take different kernels."""
+float32_atol, the tolerance between two float32 runs of a network that take different kernels;
+compose_config, the config `nst key=value ...` would run with."""
 
 from __future__ import annotations
 
@@ -13,6 +14,17 @@ import torch.nn.functional as F
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
 EPS32 = torch.finfo(torch.float32).eps
+
+
+def compose_config(overrides: list[str]):
+    """The composed config for ``overrides``, from the repository's configs, as the CLI composes it
+    (every test that builds a config goes through here)."""
+    from hydra import compose, initialize_config_dir
+
+    import nst.cli
+
+    with initialize_config_dir(config_dir=nst.cli.config_dir(), version_base="1.3"):
+        return compose("config", overrides=list(overrides))
 
 
 def float32_atol(net: torch.nn.Module, *inputs, ulps: float = 8.0, **kwargs) -> float:

@@ -7,6 +7,7 @@ import sys
 
 import pytest
 import torch
+from conftest import compose_config  # noqa: E402
 from hydra import compose, initialize_config_dir
 
 import nst.cli
@@ -41,8 +42,7 @@ def config(tmp_path, files, *overrides):
 
 
 def test_mode_gatys_selects_the_gatys_vgg16_loss():
-    with initialize_config_dir(config_dir=nst.cli.config_dir(), version_base="1.3"):
-        cfg = compose("config", overrides=["mode=gatys"])
+    cfg = compose_config(["mode=gatys"])
     assert set(cfg.loss.style_layers) == {"relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"}
     assert set(cfg.loss.content_layers) == {"relu4_2"}
 

@@ -7,7 +7,7 @@ import math
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
+from conftest import compose_config  # noqa: E402
 
 import nst.cli
 from nst.assets import ROOT as ASSETS
@@ -49,11 +49,10 @@ def photos(image, tmp_path):
 
 
 def run_compare(tmp_path, model, photos, *overrides):
-    with initialize_config_dir(config_dir=nst.cli.config_dir(), version_base="1.3"):
-        cfg = compose("config", overrides=["mode=compare", f"checkpoint={model}", f"input={photos}",
-                                           f"output={tmp_path / 'out'}", "iterations=[2,4]", "size=32",
-                                           "repeats=1", "picture_height=32", "logger=none",
-                                           f"paths.output_dir={tmp_path / 'run'}", *overrides])
+    cfg = compose_config(["mode=compare", f"checkpoint={model}", f"input={photos}",
+                          f"output={tmp_path / 'out'}", "iterations=[2,4]", "size=32", "repeats=1",
+                          "picture_height=32", "logger=none", f"paths.output_dir={tmp_path / 'run'}",
+                          *overrides])
     return nst.cli.run(cfg)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
+from conftest import compose_config  # noqa: E402
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
@@ -21,8 +21,7 @@ def options(group: str) -> list[str]:
 
 
 def compose_cfg(tmp_path, *overrides: str):
-    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
-        return compose("config", overrides=[*BASE, f"paths.output_dir={tmp_path}", *overrides])
+    return compose_config([*BASE, f"paths.output_dir={tmp_path}", *overrides])
 
 
 @pytest.mark.parametrize("group", ["mode", "vgg", "loss", "model", "data", "trainer", "logger", "experiment"])

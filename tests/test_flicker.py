@@ -7,7 +7,7 @@ import json
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
+from conftest import compose_config  # noqa: E402
 from torch import nn
 
 import nst.cli
@@ -130,8 +130,7 @@ def test_random_affine_stays_within_its_bounds():
 
 
 def test_the_loss_config_builds_the_stability_term():
-    with initialize_config_dir(config_dir=nst.cli.config_dir(), version_base="1.3"):
-        cfg = compose("config", overrides=["experiment=quickstart_stable"])
+    cfg = compose_config(["experiment=quickstart_stable"])
     assert cfg.loss.stability_weight > 0
     from nst.perceptual.losses import PerceptualLoss
     from nst.perceptual.vgg import load_vgg
@@ -142,8 +141,7 @@ def test_the_loss_config_builds_the_stability_term():
 
 
 def run(tmp_path, *overrides: str):
-    with initialize_config_dir(config_dir=nst.cli.config_dir(), version_base="1.3"):
-        cfg = compose("config", overrides=["logger=none", f"paths.output_dir={tmp_path / 'run'}", *overrides])
+    cfg = compose_config(["logger=none", f"paths.output_dir={tmp_path / 'run'}", *overrides])
     return nst.cli.run(cfg)
 
 

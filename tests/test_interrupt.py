@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
+from conftest import compose_config  # noqa: E402
 
 import nst.cli
 from nst.errors import NSTError
@@ -49,8 +49,7 @@ def _files(d: Path) -> list[str]:
 
 
 def run_inprocess(tmp: Path, *overrides: str):
-    with initialize_config_dir(config_dir=nst.cli.config_dir(), version_base="1.3"):
-        cfg = compose("config", overrides=[*TINY, f"paths.output_dir={tmp / 'run'}", *overrides])
+    cfg = compose_config([*TINY, f"paths.output_dir={tmp / 'run'}", *overrides])
     return nst.cli.run(cfg)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 import yaml
+from conftest import compose_config  # noqa: E402
 
 from nst.cli import config_dir
 from nst.perceptual.build import build_loss, loss_layers
@@ -37,7 +38,6 @@ def test_every_loss_config_names_the_vgg_it_was_tuned_for():
 
 
 def test_the_cli_builds_its_vgg_through_the_vgg_groups_target(monkeypatch):
-    from hydra import compose, initialize_config_dir
 
     import nst.perceptual.vgg
     from nst.cli.build import config_loss
@@ -45,8 +45,7 @@ def test_the_cli_builds_its_vgg_through_the_vgg_groups_target(monkeypatch):
     calls = []
     real = nst.perceptual.vgg.load_vgg
     monkeypatch.setattr(nst.perceptual.vgg, "load_vgg", lambda **kw: calls.append(kw) or real(**kw))
-    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        cfg = compose("config", overrides=["mode=train", "vgg.weights=random", "paths.output_dir=/tmp/x"])
+    cfg = compose_config(["mode=train", "vgg.weights=random", "paths.output_dir=/tmp/x"])
     loss = config_loss(cfg)
     assert calls and calls[0]["layers"] == loss_layers(cfg.loss) and calls[0]["weights"] == "random"
     assert loss.vgg.layers == loss_layers(cfg.loss)

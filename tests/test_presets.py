@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import compose_config  # noqa: E402
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
@@ -56,8 +57,7 @@ def test_preset_warm_start_fits_its_network(preset):
 
     from nst.training.finetune import warm_start
 
-    with initialize_config_dir(config_dir=nst.cli.config_dir(), version_base="1.3"):
-        cfg = compose("config", overrides=[f"experiment={preset}", "paths.output_dir=/tmp/unused"])
+    cfg = compose_config([f"experiment={preset}", "paths.output_dir=/tmp/unused"])
     if not cfg.get("init_from"):
         pytest.skip(f"{preset} starts from scratch")
     meta = warm_start(instantiate(cfg.model.net), cfg.init_from)

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 
 import nst.cli
 from nst.errors import NSTError
@@ -21,6 +20,7 @@ from nst.models.modelfile import save_model
 from nst.networks.transformer import TransformerNet
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from conftest import compose_config  # noqa: E402
 from corpus import Case, make_corpus  # noqa: E402
 
 pytestmark = pytest.mark.e2e
@@ -75,8 +75,7 @@ def good(tmp_path_factory) -> dict[str, Path]:
 
 
 def cfg_of(tmp_path: Path, *overrides: str):
-    with initialize_config_dir(config_dir=nst.cli.config_dir(), version_base="1.3"):
-        return compose("config", overrides=[f"paths.output_dir={tmp_path / 'run'}", *overrides])
+    return compose_config([f"paths.output_dir={tmp_path / 'run'}", *overrides])
 
 
 def refused(tmp_path: Path, path: Path, reason: str, *overrides: str) -> str:

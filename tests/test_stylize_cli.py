@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
+from conftest import compose_config  # noqa: E402
 
 import nst.cli
 from nst.errors import NSTError
@@ -32,8 +32,7 @@ def model(net, tmp_path):
 
 
 def run(tmp_path, *overrides: str):
-    with initialize_config_dir(config_dir=nst.cli.config_dir(), version_base="1.3"):
-        cfg = compose("config", overrides=["logger=none", f"paths.output_dir={tmp_path / 'run'}", *overrides])
+    cfg = compose_config(["logger=none", f"paths.output_dir={tmp_path / 'run'}", *overrides])
     return nst.cli.run(cfg)
 
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
+from conftest import compose_config  # noqa: E402
 from hydra.utils import instantiate
 from safetensors import safe_open
 
@@ -37,8 +37,7 @@ def files(tmp_path, image):
 
 
 def config(tmp_path, *overrides, base=("mode=train",)):
-    with initialize_config_dir(config_dir=nst.cli.config_dir(), version_base="1.3"):
-        return compose("config", overrides=[*base, f"paths.output_dir={tmp_path / 'run'}", *overrides])
+    return compose_config([*base, f"paths.output_dir={tmp_path / 'run'}", *overrides])
 
 
 def train_config(files, *overrides):

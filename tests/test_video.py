@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 
 import nst.cli
 from nst.errors import NSTError
@@ -21,6 +20,8 @@ from nst.networks.srnet import SRNet
 from nst.networks.transformer import TransformerNet
 
 av = pytest.importorskip("av")
+from conftest import compose_config  # noqa: E402
+
 from nst.inference.video import frame_step  # noqa: E402
 from nst.io.transcode import process_video  # noqa: E402
 from nst.io.video import is_video, iter_frames, probe, write_frames  # noqa: E402
@@ -54,8 +55,7 @@ def model(tmp_path) -> Path:
 
 
 def run(tmp_path, *overrides: str):
-    with initialize_config_dir(config_dir=nst.cli.config_dir(), version_base="1.3"):
-        cfg = compose("config", overrides=["logger=none", f"paths.output_dir={tmp_path / 'run'}", *overrides])
+    cfg = compose_config(["logger=none", f"paths.output_dir={tmp_path / 'run'}", *overrides])
     return nst.cli.run(cfg)
 
 

@@ -14,7 +14,7 @@ log2(factor) upsampling stages, a 9x9 convolution to RGB. Departures, each for a
   produces the whole image through a scaled tanh;
 - ``up_channels`` may narrow the upsampling stages (the paper: 64 throughout): the last stage
   and the 9x9 output conv run at factor^2 times the residual blocks' pixels, and most of the
-  arithmetic of upscaling a large image is theirs (measurements: docs/results/2026-12-01-superres.md).
+  arithmetic of upscaling a large image is theirs (measurements: docs/superres.md).
 Training leaves the output unclamped (a clamp gives overshooting pixels no gradient back); eval
 mode clamps to [0, 1].
 

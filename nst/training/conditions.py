@@ -52,7 +52,7 @@ class RandomStrength:
     Departure from the paper, which has no pixel term: content (relu2_2) and TV alone do not ask
     for the photo's colours, and a network with instance norms (which remove each channel's mean)
     learns the identity slowly: its s = 0 output kept the style's cast
-    (docs/results/2026-12-01-multistyle.md). The pixel term, fading to 0 at s = 1, asks for the
+    (docs/multistyle.md). The pixel term, fading to 0 at s = 1, asks for the
     photo itself at s = 0."""
 
     def __init__(self, low: float = 0.0, high: float = 1.0, ends: float = 0.0) -> None:

@@ -97,14 +97,14 @@ print('torch', torch.__version__, 'cuda', torch.version.cuda, 'device', gpu, 'li
 
   # Training: trainer.max_time stops it cleanly (and exports) whatever the speed; max_steps is only a cap.
   step train 170 "$PY" -m nst experiment=quickstart trainer="$trainer" model=transformer logger=csv \
-    vgg.weights="$weights" data.crop="$train_size" data.batch_size=16 trainer.max_steps="$steps" \
+    vgg.weights="$weights" data.crop_size="$train_size" data.batch_size=16 trainer.max_steps="$steps" \
     ++trainer.max_time="$max_time" trainer.enable_progress_bar=false ckpt_every=1000 samples.every=500 \
     output="$WORK/train" hydra.run.dir="$WORK/hydra_train"
   local model
   model=$(first "$WORK"/train/*.safetensors)
   if [ -n "$model" ]; then
     step compare 90 "$PY" -m nst mode=compare trainer="$trainer" checkpoint="$model" \
-      input=nst/assets/samples size="$compare_size" iterations="$its" vgg.weights="$weights" \
+      input=nst/assets/samples size="$compare_size" snapshots="$its" vgg.weights="$weights" \
       output="$WORK/compare" \
       hydra.run.dir="$WORK/hydra_compare"
   else

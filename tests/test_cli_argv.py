@@ -112,7 +112,7 @@ def test_train_with_output_keeps_its_config_and_log_in_the_output_folder(tmp_pat
     save_image(torch.rand(1, 3, 48, 48, generator=g), tmp_path / "style.png")
     run = tmp_path / "run"
     res = nst("mode=train", "vgg.weights=random", "logger=csv", "trainer.enable_progress_bar=false",
-              "data.crop=32",
+              "data.crop_size=32",
         "style_size=48", "model.net.channels=8", "model.net.num_residual=1", "data.batch_size=2",
               "data.min_images=2", "data.num_workers=0", "samples.images=null", "trainer.max_steps=2",
               "~loss.style_layers.relu3_3", "~loss.style_layers.relu4_3", "threads=1",

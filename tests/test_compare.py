@@ -50,7 +50,7 @@ def photos(image, tmp_path):
 
 def run_compare(tmp_path, model, photos, *overrides):
     cfg = compose_config(["mode=compare", f"checkpoint={model}", f"input={photos}",
-                          f"output={tmp_path / 'out'}", "iterations=[2,4]", "size=32", "repeats=1",
+                          f"output={tmp_path / 'out'}", "snapshots=[2,4]", "size=32", "repeats=1",
                           "picture_height=32", "logger=none", f"paths.output_dir={tmp_path / 'run'}",
                           *overrides])
     return nst.cli.run(cfg)
@@ -107,7 +107,7 @@ def test_writes_markdown_and_one_picture_per_photo(shared):
 
 
 def test_limit_takes_the_first_photos(tmp_path, model, photos):
-    report = run_compare(tmp_path, model, photos, "limit=1", "iterations=[1]")
+    report = run_compare(tmp_path, model, photos, "limit=1", "snapshots=[1]")
     assert len(report["images"]) == 1
 
 
@@ -180,8 +180,8 @@ def test_the_average_match_is_read_on_the_mean_curve():
 
 
 @pytest.mark.parametrize("bad", [[], [0], ["x"], [True]])
-def test_bad_iteration_counts_are_refused(bad):
-    with pytest.raises(NSTError, match="iterations="):
+def test_bad_snapshot_counts_are_refused(bad):
+    with pytest.raises(NSTError, match="snapshots="):
         counts(bad)
 
 
@@ -193,13 +193,13 @@ def test_a_multi_style_model_is_compared_on_the_chosen_style(tmp_path, photos):
     model = save_model(tmp_path / "multi.safetensors", net, {**META, "style": names, "styles": names,
                                                              "style_digest": digests,
                                                              "style_blend": [0.5, 0.5]})
-    report = run_compare(tmp_path, model, photos, "style=udnie", "iterations=[1]", "limit=1")
+    report = run_compare(tmp_path, model, photos, "style=udnie", "snapshots=[1]", "limit=1")
     assert [p.rsplit("/", 1)[-1] for p in report["settings"]["style"]] == ["udnie.jpg"]
     with pytest.raises(NSTError, match="this model has 2 styles"):
-        run_compare(tmp_path, model, photos, "style=monet", "iterations=[1]", "limit=1")
+        run_compare(tmp_path, model, photos, "style=monet", "snapshots=[1]", "limit=1")
     # a style whose image is neither beside the model nor bundled: its path picks it and gives the image
     elsewhere = save_image(torch.rand(1, 3, 40, 40), tmp_path / "elsewhere" / "udnie.jpg")
-    report = run_compare(tmp_path, model, photos, f"style={elsewhere}", "iterations=[1]", "limit=1")
+    report = run_compare(tmp_path, model, photos, f"style={elsewhere}", "snapshots=[1]", "limit=1")
     assert report["settings"]["style"] == [str(elsewhere)]
 
 

@@ -114,7 +114,7 @@ def test_asset_resolver_points_into_the_package(tmp_path):
 def test_compare_judges_by_johnsons_protocol_by_default(tmp_path):
     # Gatys from white noise, snapshots up to 500 iterations, with a line search (never backwards)
     cfg = compose_cfg(tmp_path, "mode=compare")
-    assert cfg.init == "noise" and max(cfg.iterations) == 500
+    assert cfg.init == "noise" and max(cfg.snapshots) == 500
     assert cfg.model.optimizer.line_search_fn == "strong_wolfe"
 
 

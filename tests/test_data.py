@@ -35,7 +35,7 @@ def _drain(dm: PhotoDataModule) -> list[dict]:
 
 
 def test_crops_have_the_size_and_range(folder):
-    dm = PhotoDataModule(str(folder), crop=32, batch_size=3, epoch_size=12)
+    dm = PhotoDataModule(str(folder), crop_size=32, batch_size=3, epoch_size=12)
     batches = _drain(dm)
     assert len(batches) == 4
     x = batches[0]["input"]
@@ -44,7 +44,7 @@ def test_crops_have_the_size_and_range(folder):
 
 
 def test_crops_are_random(folder):
-    dm = PhotoDataModule(str(folder), crop=24, batch_size=1, epoch_size=40, min_images=1)
+    dm = PhotoDataModule(str(folder), crop_size=24, batch_size=1, epoch_size=40, min_images=1)
     dm.setup()
     first = [dm.dataset[0]["input"] for _ in range(6)]  # the same photo, six draws
     assert any(not torch.equal(first[0], other) for other in first[1:])
@@ -52,7 +52,7 @@ def test_crops_are_random(folder):
 
 def test_bad_files_are_skipped_with_a_warning_and_counted(folder, caplog):
     with caplog.at_level(logging.WARNING, logger="nst"):
-        dm = PhotoDataModule(str(folder), crop=32, batch_size=2, epoch_size=8)
+        dm = PhotoDataModule(str(folder), crop_size=32, batch_size=2, epoch_size=8)
         batches = _drain(dm)
     assert dm.skipped == 2
     assert batches[-1]["skipped"] == 2
@@ -63,7 +63,7 @@ def test_bad_files_are_skipped_with_a_warning_and_counted(folder, caplog):
 @pytest.mark.parametrize("workers", [0, 1])
 def test_uncached_bad_files_are_counted_once(folder, workers):
     # Read from disk per item (a large folder's path): workers report bad files with the batch.
-    dm = PhotoDataModule(str(folder), crop=32, batch_size=2, epoch_size=28, cache=False,
+    dm = PhotoDataModule(str(folder), crop_size=32, batch_size=2, epoch_size=28, cache=False,
                          num_workers=workers, min_images=1)
     batches = _drain(dm)
     assert dm.skipped == 2
@@ -74,29 +74,29 @@ def test_uncached_bad_files_are_counted_once(folder, workers):
 def test_empty_folder_is_an_error_before_training(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(NSTError, match="data.root"):
-        PhotoDataModule(str(tmp_path / "empty"), crop=32).setup()
+        PhotoDataModule(str(tmp_path / "empty"), crop_size=32).setup()
 
 
 def test_too_few_readable_images_is_an_error(folder):
     with pytest.raises(NSTError, match="5 readable image.*min_images=6"):
-        PhotoDataModule(str(folder), crop=32, min_images=6).setup()
+        PhotoDataModule(str(folder), crop_size=32, min_images=6).setup()
 
 
 def test_too_few_readable_images_uncached(folder):
     with pytest.raises(NSTError, match="min_images=6"):
-        PhotoDataModule(str(folder), crop=32, min_images=6, cache=False).setup()
+        PhotoDataModule(str(folder), crop_size=32, min_images=6, cache=False).setup()
 
 
 def test_resize_smaller_than_crop_is_an_error(folder):
-    with pytest.raises(NSTError, match="data.resize"):
-        PhotoDataModule(str(folder), crop=32, resize=24)
+    with pytest.raises(NSTError, match="data.short_side"):
+        PhotoDataModule(str(folder), crop_size=32, short_side=24)
 
 
 def test_resize_sets_the_scale_of_the_crops(tmp_path):
     # A 40x80 photo resized to a shorter side of 64 (128 wide): a 32 px crop sees a quarter of its height.
     y = torch.linspace(0, 1, 40).view(1, 1, 40, 1).expand(1, 3, 40, 80)
     save_image(y, tmp_path / "ramp" / "r.png")
-    dm = PhotoDataModule(str(tmp_path / "ramp"), crop=32, resize=64, min_images=1, flip=False)
+    dm = PhotoDataModule(str(tmp_path / "ramp"), crop_size=32, short_side=64, min_images=1, flip=False)
     dm.setup()
     crop = dm.dataset[0]["input"]
     span = float(crop[0, -1, 0] - crop[0, 0, 0])

@@ -30,13 +30,13 @@ GATYS = ["mode=gatys", "vgg.weights=random", "logger=none", "trainer.enable_prog
          "iterations=1", "~loss.content_layers", "+loss.content_layers={relu1_2: 1.0}", "~loss.style_layers",
          "+loss.style_layers={relu1_1: 1.0}"]
 TRAIN = ["mode=train", "vgg.weights=random", "logger=none", "trainer.enable_progress_bar=false",
-         "data.crop=32",
+         "data.crop_size=32",
          "style_size=48", "model.net.channels=8", "model.net.num_residual=1", "data.batch_size=2",
          "data.min_images=2",
          "trainer.max_steps=1", "ckpt_every=1", "samples.images=null", "~loss.style_layers.relu3_3",
          "~loss.style_layers.relu4_3"]
 STYLIZE = ["mode=stylize", "logger=none"]
-COMPARE = ["mode=compare", "logger=none", "iterations=[1]", "size=32", "repeats=1", "picture_height=32",
+COMPARE = ["mode=compare", "logger=none", "snapshots=[1]", "size=32", "repeats=1", "picture_height=32",
            "vgg.weights=random", "style_size=32"]
 META = {"style": ["starry_night.jpg"], "style_blend": [1.0], "style_size": 32,
         "loss": {"content_layers": {"relu1_2": 1.0}, "style_layers": {"relu1_2": 1.0},

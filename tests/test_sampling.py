@@ -119,8 +119,8 @@ def _batches(dm, n=None):
 @pytest.mark.parametrize("workers", [0, 2])
 def test_a_restored_loader_gives_the_remaining_batches_of_the_same_crops(photos, workers):
     """With worker processes too: the crops come from each sample's seed, not a worker's RNG."""
-    kw = dict(root=str(photos), crop=16, batch_size=2, num_workers=workers, scale=(0.5, 1.0),
-              resize=32, epoch_size=12, min_images=2, seed=7)
+    kw = dict(root=str(photos), crop_size=16, batch_size=2, num_workers=workers, scale=(0.5, 1.0),
+              short_side=32, epoch_size=12, min_images=2, seed=7)
     ref = PhotoDataModule(**kw)
     whole = _batches(ref)
     assert len(whole) == 6
@@ -143,7 +143,7 @@ def test_a_restored_loader_gives_the_remaining_batches_of_the_same_crops(photos,
 
 
 def test_crops_vary_between_samples_and_epochs(photos):
-    dm = PhotoDataModule(root=str(photos), crop=16, batch_size=2, scale=(0.5, 1.0), resize=32,
+    dm = PhotoDataModule(root=str(photos), crop_size=16, batch_size=2, scale=(0.5, 1.0), short_side=32,
                          epoch_size=6, min_images=2)
     loader = dm.train_dataloader()
     e0 = torch.cat([dm.on_before_batch_transfer(b, 0)["input"] for b in loader])

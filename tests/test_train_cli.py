@@ -219,7 +219,7 @@ def test_quickstart_composes_and_builds_its_objects(tmp_path):
     assert isinstance(net, TransformerNet)
     data = instantiate(cfg.data)
     data.setup("fit")
-    assert data.dataset[0]["input"].shape == (3, cfg.data.crop, cfg.data.crop)
+    assert data.dataset[0]["input"].shape == (3, cfg.data.crop_size, cfg.data.crop_size)
 
 
 def test_johnson2016_needs_the_data_root(tmp_path):
@@ -258,10 +258,10 @@ def test_progress_unknown_kind_is_one_line():
 
 def test_the_old_size_spelling_still_sets_the_crop(files, caplog):
     import logging
-    cfg = train_config(files, "data.crop=48", "size=32", "trainer.max_steps=1")
+    cfg = train_config(files, "data.crop_size=48", "size=32", "trainer.max_steps=1")
     with caplog.at_level(logging.WARNING, logger="nst"):
         nst.cli.run(cfg)
-    assert "is now data.crop=32" in caplog.text and cfg.data.crop == 32
+    assert "is now data.crop_size=32" in caplog.text and cfg.data.crop_size == 32
 
 
 def test_resume_from_a_checkpoint_file_and_the_old_ckpt_path_spelling(files, caplog):

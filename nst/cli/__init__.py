@@ -34,7 +34,7 @@ MODES = ("train", "gatys", "stylize", "upscale", "evaluate", "export", "compare"
          "models")
 # What to lower when CUDA runs out of memory, per mode.
 OOM_HINTS = {
-    "train": "lower data.batch_size= or data.crop=, or model=transformer_small",
+    "train": "lower data.batch_size= or data.crop_size=, or model=transformer_small",
     "gatys": "lower size= (or style_size=)",
     "stylize": "lower tile_size= (e.g. tile_size=512) or batch_size=1, or stylize at a smaller size=",
     "compare": "lower size=",
@@ -67,7 +67,9 @@ if not OmegaConf.has_resolver("asset"):
 
 def run(cfg: DictConfig) -> object:
     """Dispatch on ``cfg.mode`` to ``nst.cli.<mode>.run(cfg)``."""
-    mode = cfg.get("mode")
+    from nst.cli.renamed import migrate
+
+    mode = migrate(cfg).get("mode")
     if mode not in MODES:
         raise NSTError(f"mode={mode!r}: unknown mode (choose from {', '.join(MODES)})")
     try:
@@ -107,8 +109,10 @@ def main() -> None:
     """``nst``: check the overrides (one line for an unknown key or option), keep a run with an
     explicit ``output=`` out of ``outputs/DATE/TIME``, then hand over to Hydra."""
     from nst.cli.argv import check, is_checkable, run_folder
+    from nst.cli.renamed import rewrite
 
-    args = sys.argv[1:]
+    args = rewrite(sys.argv[1:])
+    sys.argv = [sys.argv[0], *args]
     if is_checkable(args):
         overrides = [a for a in args if not a.startswith("-")]
         try:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from nst.cli.renamed import GONE
 from nst.errors import NSTError
 
 # Hydra flags that take the next word as their argument, or that print and exit: the words after
@@ -22,18 +23,6 @@ _FLAGS_WITH_ARGUMENT = {"--cfg", "-c", "--package", "-p", "--info", "-i", "--con
                         "--config-name", "-cn", "--config-dir", "-cd", "--experimental-rerun",
                         "--shell-completion", "-sc", "--help", "-h", "--hydra-help", "--version"}
 _MISSING = object()
-
-# Keys that moved when each concept got one name: one line with the new spelling.
-RENAMED = {
-    "optimizer": "the optimizer is model.optimizer now (mode=gatys/compare: model=gatys for L-BFGS, "
-                 "model=gatys_adam for Adam)",
-    "scheduler": "the learning-rate schedule is model.scheduler now",
-    "lr": "the learning rate is model.optimizer.lr now",
-    "history_size": "the L-BFGS memory is model.optimizer.history_size now",
-    "line_search": "the L-BFGS line search is model.optimizer.line_search_fn now",
-    "style_scale": "style_scale (relative) is style_size now: the style image's max side in px",
-}
-
 
 def groups(config_dir: str | Path) -> dict[str, list[str]]:
     """Config group -> its options (the yaml files of each folder under configs/, hydra/ aside)."""
@@ -123,8 +112,8 @@ def check(overrides: list[str], config_dir: str | Path) -> DictConfig:
         raise NSTError(str(e).strip().splitlines()[0]) from None
     known = leaf_keys(cfg)
     for key in keys:
-        if not _exists(cfg, key) and key.split(".", 1)[0] in RENAMED:
-            raise NSTError(f"unknown key {key!r} ({RENAMED[key.split('.', 1)[0]]})")
+        if not _exists(cfg, key) and key.split(".", 1)[0] in GONE:
+            raise NSTError(f"unknown key {key!r} ({GONE[key.split('.', 1)[0]]})")
         if not _exists(cfg, key):
             close = _closest(key, known)
             elsewhere = [m for m in options.get("mode", [])

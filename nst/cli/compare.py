@@ -1,6 +1,6 @@
 """``nst mode=compare checkpoint=MODEL input=PHOTOS``: the network against Gatys under one loss.
 
-For each photo: the network's result and the Gatys snapshots at each ``iterations`` count, their
+For each photo: the network's result and the Gatys snapshots at each ``snapshots`` count, their
 loss terms and times (see :mod:`nst.evaluation.compare`); writes ``results.json``, ``results.md`` and one
 picture per photo (content | Gatys at each count | network) into ``output`` (default
 ``<run folder>/compare``).
@@ -74,10 +74,10 @@ def vgg_weights(cfg: DictConfig) -> str | None:
 
 
 def counts(value) -> list[int]:
-    """``iterations`` as a sorted list of distinct whole numbers >= 1."""
+    """``snapshots`` as a sorted list of distinct whole numbers >= 1."""
     items = as_list(value)
     if not items or not all(isinstance(i, int) and not isinstance(i, bool) and i >= 1 for i in items):
-        raise NSTError(f"iterations={value}: give whole numbers >= 1, e.g. [50,100,300]")
+        raise NSTError(f"snapshots={value}: give whole numbers >= 1, e.g. [50,100,300]")
     return sorted(set(items))
 
 
@@ -88,7 +88,7 @@ def _json(value: Any) -> Any:
 def run(cfg: DictConfig) -> dict[str, Any]:
     checkpoint = Path(str(require(cfg, "checkpoint", "an exported .safetensors model or a Lightning .ckpt")))
     spec = str(require(cfg, "input", "a folder or glob of content photos"))
-    its = counts(cfg.iterations)
+    its = counts(cfg.snapshots)
     size = pixels(cfg, "size")
     limit = cfg.get("limit")
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):

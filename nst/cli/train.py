@@ -97,7 +97,7 @@ def metadata(cfg: DictConfig, loss, style_paths: list[str]) -> dict[str, Any]:
         "style_size": cfg.get("style_size"),
         "loss": loss_cfg,
         "vgg": {"arch": loss.vgg.arch, "weights": loss.vgg.weights_source} if hasattr(loss, "vgg") else None,
-        "crop": int(cfg.data.crop),
+        "crop": int(cfg.data.crop_size),
         "batch_size": int(cfg.data.batch_size),
         "optimizer": {"name": str(opt.get("_target_", "torch.optim.Adam")).rsplit(".", 1)[-1],
                       **{k: v for k, v in opt.items() if not k.startswith("_")}},
@@ -111,9 +111,9 @@ def build_module(cfg: DictConfig) -> tuple[ImageToImageModule, pl.LightningDataM
     """The data (checked: NSTError before training when too few photos), the loss with its style
     targets, the network and the LightningModule; also returns the style paths."""
     if cfg.get("size") is not None:  # the old spelling of the crop side
-        log.warning("size=%s in mode=train is now data.crop=%s (size is the max side in every other mode)",
-                    cfg.size, cfg.size)
-        cfg.data.crop = cfg.size
+        log.warning("size=%s in mode=train is now data.crop_size=%s (size is the max side in every "
+                    "other mode)", cfg.size, cfg.size)
+        cfg.data.crop_size = cfg.size
     if OmegaConf.is_missing(cfg.data, "root"):
         raise NSTError("data.root=???: pass the folder of training photos, e.g. data.root=~/coco/train2014")
     data = instantiate(cfg.data)

@@ -80,16 +80,16 @@ class SampleGrid(pl.Callback):
     (``module.sample``), write ``<out_dir>/step_000500.png`` (row per image: content | result), log
     the grid to wandb and the loss on these images as ``val/loss``, ``val/content``, ``val/style``...
 
-    ``images``: tensors (1, 3, H, W), or a file, folder or glob read at setup at ``max_side``
+    ``images``: tensors (1, 3, H, W), or a file, folder or glob read at setup at ``size`` (their max side)
     (None: no samples). ``out_dir`` None: ``<trainer.default_root_dir>/samples``.
     """
 
     def __init__(self, images: Sequence[Tensor] | str | None = None, out_dir: str | Path | None = None,
-                 every_n_steps: int = 500, height: int = 256, max_side: int | None = None) -> None:
+                 every_n_steps: int = 500, height: int = 256, size: int | None = None) -> None:
         self.spec = images if isinstance(images, (str, Path)) else None
         tensors = images is not None and self.spec is None
         self.images = [img.detach().cpu() for img in images] if tensors else []
-        self.max_side = max_side
+        self.size = size
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.every = int(every_n_steps or 0)
         self.height = int(height)
@@ -100,7 +100,7 @@ class SampleGrid(pl.Callback):
         if self.out_dir is None:
             self.out_dir = Path(trainer.default_root_dir) / "samples"
         if self.spec is not None and not self.images:  # once, before the first step: a bad file fails now
-            self.images = [load_image(p, max_side=self.max_side) for p in list_images(self.spec)]
+            self.images = [load_image(p, max_side=self.size) for p in list_images(self.spec)]
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch,
                            batch_idx: int) -> None:

@@ -1,7 +1,7 @@
 """Photos for training a transformation network: random square crops from a folder of images.
 
 Any file :func:`nst.io.image.load_image` reads, found recursively. Each item is a random crop
-(3, S, S) in [0, 1] of a photo whose shorter side was resized to ``resize`` (times a random
+(3, S, S) in [0, 1] of a photo whose shorter side was resized to ``short_side`` (times a random
 ``scale``), flipped at random. Unreadable files are skipped with one warning each and counted
 (``batch["skipped"]``), never a crash mid-run. Small folders are decoded once and kept in memory
 (as uint8), so an "epoch" is just ``epoch_size`` random crops: the step count is what matters.
@@ -136,10 +136,10 @@ class PhotoDataModule(pl.LightningDataModule):
 
     Args:
         root: a folder, a file or a glob of images.
-        crop: side of the square crops (``data.crop``).
+        crop_size: side of the square crops (``data.crop_size``).
         batch_size, num_workers: as for a DataLoader (workers are persistent).
-        resize: the shorter side before cropping (None: ``crop``); must be >= crop.
-        scale: [lo, hi] random factor on ``resize`` per crop (scale augmentation; [1, 1]: none).
+        short_side: the shorter side before cropping (None: ``crop_size``); must be >= crop_size.
+        scale: [lo, hi] random factor on ``short_side`` per crop (scale augmentation; [1, 1]: none).
         flip: random horizontal flips.
         epoch_size: crops per epoch (None: the number of photos, at least 50 batches).
         cache: keep decoded photos in memory: True, False or "auto" (up to ``cache_max`` photos).
@@ -151,25 +151,25 @@ class PhotoDataModule(pl.LightningDataModule):
             (:mod:`nst.training.sampling`): a run resumed from any step sees the same batches.
     """
 
-    def __init__(self, root: str, crop: int = 256, batch_size: int = 4, num_workers: int = 0,
-                 resize: int | None = None, scale: Sequence[float] = (1.0, 1.0), flip: bool = True,
+    def __init__(self, root: str, crop_size: int = 256, batch_size: int = 4, num_workers: int = 0,
+                 short_side: int | None = None, scale: Sequence[float] = (1.0, 1.0), flip: bool = True,
                  epoch_size: int | None = None, cache: bool | str = "auto", cache_max: int = 2000,
                  min_images: int = 4, degrade: dict | None = None, seed: int = 0):
         super().__init__()
-        if crop is None or int(crop) < 1:
-            raise NSTError(f"data.crop={crop}: the crop size must be a positive number of pixels "
-                           "(set data.crop=...)")
+        if crop_size is None or int(crop_size) < 1:
+            raise NSTError(f"data.crop_size={crop_size}: the crop size must be a positive number of "
+                           "pixels (set data.crop_size=...)")
         self.root = str(root)
-        self.crop = int(crop)
+        self.crop = int(crop_size)
         self.batch_size = int(batch_size)
         self.num_workers = int(num_workers)
-        self.resize_to = int(resize) if resize else self.crop
+        self.resize_to = int(short_side) if short_side else self.crop
         self.scale = (float(scale[0]), float(scale[1]))
         if not 0 < self.scale[0] <= self.scale[1]:
             raise NSTError(f"data.scale={list(scale)}: need 0 < lo <= hi")
         if self.resize_to * self.scale[0] < self.crop - 0.5:
-            raise NSTError(f"data.resize={self.resize_to} x data.scale[0]={self.scale[0]} is smaller than "
-                           f"the crop size {self.crop}: the crops would not fit")
+            raise NSTError(f"data.short_side={self.resize_to} x data.scale[0]={self.scale[0]} is smaller "
+                           f"than the crop size {self.crop}: the crops would not fit")
         if self.batch_size < 1 or self.num_workers < 0:
             raise NSTError(f"data.batch_size={batch_size}, data.num_workers={num_workers}: "
                            "need >= 1 and >= 0")
@@ -182,8 +182,9 @@ class PhotoDataModule(pl.LightningDataModule):
         if degrade:
             factor, sigma = int(degrade.get("factor", 4)), float(degrade.get("sigma", 1.0))
             if factor < 2 or self.crop % factor:
-                raise NSTError(f"data.crop={self.crop} is not a multiple of data.degrade.factor={factor} "
-                               "(super-resolution needs whole low-resolution pixels)")
+                raise NSTError(f"data.crop_size={self.crop} is not a multiple of "
+                               f"data.degrade.factor={factor} (super-resolution needs whole "
+                               "low-resolution pixels)")
             self.degrade = (factor, sigma)
         self.seed = int(seed)
         self.dataset: PhotoDataset | None = None

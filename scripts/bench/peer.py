@@ -124,7 +124,7 @@ def nst_train_step(batch: int, size: int, style_size: int = 256, *overrides: str
 
     from nst.cli.build import config_loss, precision
 
-    cfg = nst_config(f"data.crop={size}", f"data.batch_size={batch}", *overrides)
+    cfg = nst_config(f"data.crop_size={size}", f"data.batch_size={batch}", *overrides)
     torch.manual_seed(0)
     loss = config_loss(cfg)
     loss.set_style([torch.rand(1, 3, style_size, style_size)])

@@ -15,5 +15,5 @@ start=$(date +%s)
 .venv/bin/nst experiment=quickstart output="$out" stylize_after=null threads=2 "$@"
 echo "train wall: $(( $(date +%s) - start )) s"
 .venv/bin/nst mode=compare checkpoint="$(ls "$out"/*.safetensors | head -1)" \
-  input="$data/photos/train/bsds500_val_*" limit=4 iterations=[25,50] output="$out/compare" threads=2
+  input="$data/photos/train/bsds500_val_*" limit=4 snapshots=[25,50] output="$out/compare" threads=2
 cat "$out/compare/results.md"

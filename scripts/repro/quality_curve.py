@@ -31,7 +31,7 @@ def score(ckpt: Path, out: Path, args: argparse.Namespace) -> dict:
     report = out / "results.json"
     if not report.is_file():
         cmd = [sys.executable, "-m", "nst", "mode=compare", f"checkpoint={ckpt}", f"input={args.input}",
-               f"output={out}", "init=noise", f"iterations=[{','.join(map(str, args.iterations))}]",
+               f"output={out}", "init=noise", f"snapshots=[{','.join(map(str, args.iterations))}]",
                "logger=none", *([f"limit={args.limit}"] if args.limit else []), *args.overrides]
         subprocess.run(cmd, check=True, cwd=ROOT)
     return json.loads(report.read_text())["average"]

@@ -43,7 +43,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     pl.seed_everything(args.seed, verbose=False)
     net = TransformerNet(args.channels, args.residual, output=args.output_layer)
-    data = PhotoDataModule(args.photos, crop=args.size, batch_size=args.batch, resize=256,
+    data = PhotoDataModule(args.photos, crop_size=args.size, batch_size=args.batch, short_side=256,
                            scale=(0.67, 1.5))
     def sched(opt: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRScheduler:
         return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.steps, pct_start=0.1)

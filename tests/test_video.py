@@ -270,7 +270,7 @@ def test_iter_frames_yields_one_frame_at_a_time(clip):
 
 
 def test_a_resolution_change_midway_is_scaled_to_the_first():
-    from nst.io.video import _frames_to_tensor
+    from nst.io.video import frames_to_tensor
 
     class Frame:  # what PyAV decodes from a WebRTC recording whose resolution changes
         def __init__(self, h, w):
@@ -280,7 +280,7 @@ def test_a_resolution_change_midway_is_scaled_to_the_first():
             return self.array
 
     odd = Frame(25, 33)
-    x = _frames_to_tensor([Frame(24, 32), odd, Frame(48, 64)], (24, 32))
+    x = frames_to_tensor([Frame(24, 32), odd, Frame(48, 64)], (24, 32))
     assert x.shape == (3, 3, 24, 32)  # stacked: each frame brought to the clip's size on its own
     expect = torch.from_numpy(odd.array).permute(2, 0, 1).float()[:, :24, :32] / 255
     torch.testing.assert_close(x[1], expect)  # odd sides: cropped, not resampled

@@ -27,18 +27,18 @@ from torch import Tensor
 from nst.errors import NSTError
 from nst.io.files import atomic_path
 from nst.io.video import (
-    _CODECS,
-    _OPTIONS,
+    CODEC_OPTIONS,
+    CODECS,
     VIDEO_EXTENSIONS,
-    _frames_to_tensor,
-    _info,
-    _log,
-    _open,
-    _reason,
-    _to_frames,
-    _truncated,
+    check_truncated,
+    container_info,
+    error_reason,
+    frames_to_tensor,
+    log_line,
+    open_input,
     output_size,
     require_av,
+    to_frames,
 )
 
 
@@ -65,7 +65,7 @@ class _Progress:
         if self.tty:
             print(f"\r{line}", end="\n" if final else "", file=sys.stderr, flush=True)
         else:
-            (self.log or _log)(line)
+            (self.log or log_line)(line)
 
 
 class _Transcode:
@@ -77,7 +77,7 @@ class _Transcode:
                  log: Callable[[str], None] | None) -> None:
         self.av, self.src, self.dst, self.out, self.info = av, src, dst, out, info
         self.vin, self.ain, self.step, self.size, self.factor = vin, ain, step, size, factor
-        self.batch_size, self.progress, self.log = batch_size, progress, log or _log
+        self.batch_size, self.progress, self.log = batch_size, progress, log or log_line
         self.vout = self.aout = None
         self.held_audio: list = []  # audio packets before the first video frame
         self.pending: list = []  # decoded frames not yet processed (at most batch_size)
@@ -87,9 +87,9 @@ class _Transcode:
     def setup(self, first) -> None:
         """The output streams, from the clip's first decoded frame (its rotation) and its info."""
         info, dst, vin = self.info, self.dst, self.vin
-        codec = _CODECS[dst.suffix.lower()]
+        codec = CODECS[dst.suffix.lower()]
         rate = info.rate or Fraction(25)
-        vout = self.vout = self.out.add_stream(codec, rate=rate, options=dict(_OPTIONS[codec]))
+        vout = self.vout = self.out.add_stream(codec, rate=rate, options=dict(CODEC_OPTIONS[codec]))
         h, w = self.size
         vout.width, vout.height = w * self.factor, h * self.factor
         vout.pix_fmt = "yuv420p"
@@ -97,7 +97,7 @@ class _Transcode:
         # made libx264's delayed packets invalid (PyAV rebases frame pts)
         fine = vin.time_base and vin.time_base.denominator >= 1000
         vout.time_base = vin.time_base if fine else Fraction(1, 90000)
-        if codec == "mpeg4":  # AVI: a constant rate (see _to_frames)
+        if codec == "mpeg4":  # AVI: a constant rate (see to_frames)
             self.clock.update(rate=max(1, round(float(rate))), last=-1)
             vout.time_base = Fraction(1, self.clock["rate"])
             vout.codec_context.bit_rate = 8_000_000
@@ -120,7 +120,7 @@ class _Transcode:
                 self.aout = self.out.add_stream_from_template(self.ain)
             except (self.av.FFmpegError, ValueError) as e:
                 raise NSTError(f"{dst}: cannot copy the {info.audio} audio of {self.src} into a "
-                               f"{dst.suffix} file ({_reason(e)}); choose an .mkv output") from e
+                               f"{dst.suffix} file ({error_reason(e)}); choose an .mkv output") from e
         for packet in self.held_audio:
             self.audio(packet)
         self.held_audio.clear()
@@ -130,14 +130,14 @@ class _Transcode:
             self.out.mux(packets)
         except (self.av.FFmpegError, OSError) as e:
             hint = f"; for {self.info.audio} audio choose an .mkv output" if self.info.audio else ""
-            raise NSTError(f"{self.dst}: the muxer refused the output ({_reason(e)}){hint}") from e
+            raise NSTError(f"{self.dst}: the muxer refused the output ({error_reason(e)}){hint}") from e
 
     def encode(self, frame):
         try:
             return self.vout.encode(frame)
         except self.av.FFmpegError as e:  # e.g. a time base the encoder does not take
             raise NSTError(f"{self.dst}: the {self.vout.codec_context.name} encoder refused the frames "
-                           f"({_reason(e)})") from e
+                           f"({error_reason(e)})") from e
 
     def audio(self, packet) -> None:
         """An audio packet, copied as it is (held until the first video frame sets up the output)."""
@@ -159,10 +159,10 @@ class _Transcode:
         if not self.pending:
             return
         (h, w), f = self.size, self.factor
-        y = self.step(_frames_to_tensor(self.pending, (h, w)))
+        y = self.step(frames_to_tensor(self.pending, (h, w)))
         if tuple(y.shape[-2:]) != (h * f, w * f):
             raise NSTError(f"{self.src}: the network returned {tuple(y.shape[-2:])} frames for {(h, w)} x{f}")
-        for frame in _to_frames(self.av, y, self.pending, self.clock or None):
+        for frame in to_frames(self.av, y, self.pending, self.clock or None):
             self.mux(self.encode(frame))
         self.done += len(self.pending)
         self.pending.clear()
@@ -183,7 +183,7 @@ class _Transcode:
                     self.frame(frame)
         except self.av.FFmpegError as e:
             raise NSTError(f"{self.src}: unreadable after frame {self.done + len(self.pending)} "
-                           f"({_reason(e)}); nothing written") from e
+                           f"({error_reason(e)}); nothing written") from e
         self.flush()
         if self.vout is None:
             raise NSTError(f"{self.src}: no video frames, nothing written")
@@ -201,15 +201,15 @@ def process_video(src: str | Path, dst: str | Path, step: Callable[[Tensor], Ten
     if dst.suffix.lower() not in VIDEO_EXTENSIONS:
         raise NSTError(f"{dst}: a video needs a video output ({', '.join(VIDEO_EXTENSIONS)}), "
                        f"for {src}")
-    with _open(src) as inp, atomic_path(dst) as tmp:
-        info = _info(inp)  # the clip is opened once: no separate probe
+    with open_input(src) as inp, atomic_path(dst) as tmp:
+        info = container_info(inp)  # the clip is opened once: no separate probe
         h, w = output_size(info.height, info.width, size, factor)
         # mkv and webm do not count their frames: estimated from the duration
         timed = info.duration and info.rate
         estimate = info.frames or (round(info.duration * float(info.rate)) if timed else 0)
         progress = _Progress(src.name, estimate, log)
         vin = inp.streams.video[0]
-        _truncated(src, vin)
+        check_truncated(src, vin)
         vin.thread_type = "AUTO"
         ain = inp.streams.audio[0] if inp.streams.audio else None
         try:  # the output's own failures (a full disk at the trailer, a muxer error)
@@ -218,6 +218,6 @@ def process_video(src: str | Path, dst: str | Path, step: Callable[[Tensor], Ten
                                  progress, log)
                 job.run(inp, [vin] + ([ain] if ain is not None else []))
         except (av.FFmpegError, OSError) as e:
-            raise NSTError(f"{dst}: could not be written ({_reason(e)}); nothing written") from e
+            raise NSTError(f"{dst}: could not be written ({error_reason(e)}); nothing written") from e
         progress.update(job.done, final=True)
     return job.done

@@ -22,8 +22,8 @@ from nst.io.files import atomic_path
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".webm", ".avi")
 INSTALL = "pip install 'nst[video]' (or: pip install av)"
 # the encoder per output container; each is in PyAV's own FFmpeg build
-_CODECS = {".mp4": "libx264", ".mov": "libx264", ".mkv": "libx264", ".webm": "libvpx-vp9", ".avi": "mpeg4"}
-_OPTIONS = {"libx264": {"crf": "18", "preset": "medium"},  # visually lossless for stylized frames
+CODECS = {".mp4": "libx264", ".mov": "libx264", ".mkv": "libx264", ".webm": "libvpx-vp9", ".avi": "mpeg4"}
+CODEC_OPTIONS = {"libx264": {"crf": "18", "preset": "medium"},  # visually lossless for stylized frames
             "libvpx-vp9": {"crf": "30", "b:v": "0", "deadline": "good", "cpu-used": "4", "row-mt": "1"},
             "mpeg4": {}}
 
@@ -41,7 +41,8 @@ def require_av():
     return av
 
 
-def _log(line: str) -> None:
+def log_line(line: str) -> None:
+    """The default progress line of a transcode: one line on stderr."""
     print(f"nst: {line}", file=sys.stderr, flush=True)
 
 
@@ -58,14 +59,15 @@ class VideoInfo:
     audio: str | None  # the audio codec's name, None without audio
 
 
-def _open(src: Path):
+def open_input(src: Path):
+    """The clip opened for reading (NSTError in one line: missing, unreadable, not a video)."""
     av = require_av()
     if not src.is_file():
         raise NSTError(f"{src}: no such file")
     try:
         container = av.open(str(src))
     except (av.FFmpegError, OSError, ValueError) as e:
-        raise NSTError(f"{src}: not a video FFmpeg can read ({_reason(e)})") from e
+        raise NSTError(f"{src}: not a video FFmpeg can read ({error_reason(e)})") from e
     fmt = container.format.name or ""
     if fmt == "image2" or fmt.endswith("_pipe"):  # FFmpeg sniffs content: a JPEG named .mp4 is one "frame"
         container.close()
@@ -77,11 +79,12 @@ def _open(src: Path):
     return container
 
 
-def _reason(e: BaseException) -> str:
+def error_reason(e: BaseException) -> str:
+    """What went wrong in a few words, for a one-line error."""
     return getattr(e, "strerror", None) or str(e).splitlines()[0] or type(e).__name__
 
 
-def _truncated(src: Path, stream) -> None:
+def check_truncated(src: Path, stream) -> None:
     """An mp4/mov whose index points past the end of the file (a copy or download cut short) is
     refused before any decoding, naming the frame it ends at. Index entries that an edit list
     discards (a trimmed clip) do not count, so a trimmed file is not taken for a truncated one."""
@@ -94,7 +97,8 @@ def _truncated(src: Path, stream) -> None:
         raise NSTError(f"{src}: truncated at frame {inside} of {len(entries)}; nothing written")
 
 
-def _info(container) -> VideoInfo:
+def container_info(container) -> VideoInfo:
+    """The VideoInfo of an open container (its first video stream, and audio if any)."""
     v = container.streams.video[0]
     a = container.streams.audio[0] if container.streams.audio else None
     duration = float(v.duration * v.time_base) if v.duration and v.time_base else (
@@ -105,8 +109,8 @@ def _info(container) -> VideoInfo:
 
 
 def probe(src: str | Path) -> VideoInfo:
-    with _open(Path(src)) as container:
-        return _info(container)
+    with open_input(Path(src)) as container:
+        return container_info(container)
 
 
 def output_size(height: int, width: int, size: int | None, factor: int = 1) -> tuple[int, int]:
@@ -135,11 +139,12 @@ def _frame_tensor(frame, size: tuple[int, int]) -> Tensor:
     return x[:, :, :h, :w]
 
 
-def _frames_to_tensor(frames: list, size: tuple[int, int]) -> Tensor:
+def frames_to_tensor(frames: list, size: tuple[int, int]) -> Tensor:
+    """Decoded frames as one (N, 3, H, W) batch in [0, 1], each at ``size`` (H, W)."""
     return torch.cat([_frame_tensor(f, size) for f in frames])
 
 
-def _to_frames(av, y: Tensor, sources: list, clock: dict | None = None) -> Iterator:
+def to_frames(av, y: Tensor, sources: list, clock: dict | None = None) -> Iterator:
     """Output frames with their sources' timestamps; ``clock`` ({"rate", "last"}): counted in frames
     of a constant rate instead (AVI, whose muxer takes the time base for the frame rate)."""
     arr = (y.clamp(0, 1).mul(255).round().to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy())
@@ -159,17 +164,17 @@ def iter_frames(src: str | Path, size: int | None = None, limit: int | None = No
     even sides as process_video makes them), at most ``limit``."""
     src = Path(src)
     av = require_av()
-    with _open(src) as inp:
-        info, n = _info(inp), 0
+    with open_input(src) as inp:
+        info, n = container_info(inp), 0
         h, w = output_size(info.height, info.width, size)
         try:
             for frame in inp.decode(video=0):
-                yield _frames_to_tensor([frame], (h, w))
+                yield frames_to_tensor([frame], (h, w))
                 n += 1
                 if limit and n >= limit:
                     return
         except av.FFmpegError as e:
-            raise NSTError(f"{src}: unreadable after frame {n} ({_reason(e)})") from e
+            raise NSTError(f"{src}: unreadable after frame {n} ({error_reason(e)})") from e
 
 
 def write_frames(path: str | Path, frames, rate: int | Fraction = 25, *, times: list[float] | None = None,
@@ -183,14 +188,14 @@ def write_frames(path: str | Path, frames, rate: int | Fraction = 25, *, times: 
     av = require_av()
     path = Path(path)
     rate = Fraction(rate)
-    codec = codec or _CODECS.get(path.suffix.lower(), "libx264")
+    codec = codec or CODECS.get(path.suffix.lower(), "libx264")
     n = 0
     with atomic_path(path) as tmp, av.open(str(tmp), "w") as out:
         v = None
         for frame in frames:
             arr = frame[0].clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).contiguous().numpy()
             if v is None:
-                v = out.add_stream(codec, rate=rate, options=dict(_OPTIONS.get(codec, {})))
+                v = out.add_stream(codec, rate=rate, options=dict(CODEC_OPTIONS.get(codec, {})))
                 v.height, v.width = arr.shape[:2]
                 v.pix_fmt = "rgb24" if codec == "png" else "yuv420p"
                 if times:  # else PyAV's own time base for the rate (setting 1/rate by hand made

@@ -8,7 +8,6 @@ import sys
 import pytest
 import torch
 from conftest import compose_config  # noqa: E402
-from hydra import compose, initialize_config_dir
 
 import nst.cli
 from nst.cli.build import config_loss
@@ -35,10 +34,8 @@ def config(tmp_path, files, *overrides):
     content, style = files
     # loss=gatys_vgg16 is what mode=gatys selects itself; named here too so these tests do not
     # depend on where the mode sits in config.yaml's defaults (see the test below).
-    with initialize_config_dir(config_dir=nst.cli.config_dir(), version_base="1.3"):
-        return compose("config", overrides=["mode=gatys", "loss=gatys_vgg16", *FAST, f"content={content}",
-                                            f"style={style}", f"paths.output_dir={tmp_path / 'run'}",
-                                            "size=32", *overrides])
+    return compose_config(["mode=gatys", "loss=gatys_vgg16", *FAST, f"content={content}", f"style={style}",
+                           f"paths.output_dir={tmp_path / 'run'}", "size=32", *overrides])
 
 
 def test_mode_gatys_selects_the_gatys_vgg16_loss():

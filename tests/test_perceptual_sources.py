@@ -15,6 +15,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from conftest import compose_config
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torchvision.models._api import WeightsEnum
@@ -254,14 +255,10 @@ def test_cache_dir_follows_env(tmp_path, monkeypatch):
 
 
 def test_mode_weights_prefetch_from_h5_prints_cached_path(tmp_path, monkeypatch, capsys):
-    from hydra import compose, initialize_config_dir
-
     write_hed_h5(tmp_path / "w.h5")
     monkeypatch.setattr(hed, "HED_H5_SHA256", sha(tmp_path / "w.h5"))
-    with initialize_config_dir(config_dir=nst.cli.config_dir(), version_base="1.3"):
-        cfg = compose("config", overrides=["mode=weights", "vgg.weights=hed",
-                                           f"weights_file={tmp_path / 'w.h5'}",
-                                           f"paths.output_dir={tmp_path / 'run'}"])
+    cfg = compose_config(["mode=weights", "vgg.weights=hed", f"weights_file={tmp_path / 'w.h5'}",
+                          f"paths.output_dir={tmp_path / 'run'}"])
     assert nst.cli.run(cfg) == str(cache_dir() / "vgg16_hed.safetensors")
     assert capsys.readouterr().out.strip().endswith(str(cache_dir() / "vgg16_hed.safetensors"))
 

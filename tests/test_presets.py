@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import compose_config  # noqa: E402
-from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 import nst.cli
@@ -40,10 +39,9 @@ def test_preset_trains_two_steps(preset, tmp_path):
     styles = [f"styles=[{style},{style}]"] if preset.endswith("_multi") else [f"style={style}"]
     overrides = [f"experiment={preset}", *TINY, *shallow, *styles,
                  f"output={tmp_path / 'run'}", f"paths.output_dir={tmp_path / 'hydra'}"]
-    with initialize_config_dir(config_dir=nst.cli.config_dir(), version_base="1.3"):
-        cfg = compose("config", overrides=overrides)
-        if OmegaConf.is_missing(cfg.data, "root"):  # presets for the user's own photos
-            cfg = compose("config", overrides=[*overrides, f"data.root={tmp_path / 'photos'}"])
+    cfg = compose_config(overrides)
+    if OmegaConf.is_missing(cfg.data, "root"):  # presets for the user's own photos
+        cfg = compose_config([*overrides, f"data.root={tmp_path / 'photos'}"])
     model = nst.cli.run(cfg)
     net, meta = load_network(model)
     assert meta["steps"] == 2 and net.config["channels"] == 8

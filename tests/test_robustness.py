@@ -5,6 +5,7 @@ prove the exit code, the single ``nst: error:`` line and the absence of a traceb
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -16,7 +17,7 @@ import torch
 import nst.cli
 from nst.errors import NSTError
 from nst.io.image import load_image, save_image
-from nst.models.modelfile import save_model
+from nst.models.modelfile import load_network, save_model
 from nst.networks.transformer import TransformerNet
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -179,7 +180,8 @@ def test_train_skips_the_bad_files_of_a_photo_folder(tmp_path, corpus, good):
     root = corpus["empty"].path.parent
     model = nst.cli.run(cfg_of(tmp_path, *TRAIN, f"style={good['style']}", f"data.root={root}",
                                f"output={out}"))
-    assert Path(model).is_file()
+    net, meta = load_network(model)  # a whole model, trained for its one step
+    assert meta["steps"] == 1 and net.config["channels"] == 8
 
 
 def test_train_output_under_a_regular_file_is_refused(tmp_path, good):
@@ -327,7 +329,10 @@ def test_compare_odd_input_works(tmp_path, corpus, good, name):
     out = tmp_path / "out"
     nst.cli.run(cfg_of(tmp_path, *COMPARE, f"checkpoint={good['model']}", f"input={corpus[name].path}",
                        f"style={good['style']}", f"output={out}"))
-    assert (out / "results.json").is_file()
+    report = json.loads((out / "results.json").read_text())
+    [row] = report["images"]
+    assert row["content"] == str(corpus[name].path) and row["network"]["loss"] > 0
+    assert (out / row["picture"]).is_file()
 
 
 def test_compare_output_under_a_regular_file_is_refused_before_gatys_runs(tmp_path, good, monkeypatch):

@@ -213,8 +213,13 @@ def test_instance_norm_with_given_stats_uses_them():
     torch.testing.assert_close(y, (x - 1.0) / 2.0)
 
 
-def test_bfloat16_autocast_keeps_shape_and_finite_values(net):
+def test_bfloat16_autocast_follows_float32_to_a_few_bf16_roundings(net):
     x = torch.rand(1, 3, 21, 19)
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        y = net(x)
-    assert y.shape == x.shape and torch.isfinite(y).all()
+    with torch.no_grad():
+        reference = net(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            y = net(x)
+    # Each layer rounds to bf16 (relative error 2**-8) and the instance norms keep those errors
+    # relative, so the [0, 1] output agrees to a few bf16 steps; 8 leaves room for other kernels.
+    assert y.shape == x.shape
+    assert (y.float() - reference).abs().max() <= 8 * 2.0**-8

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One row of the ablation table in docs/training.md: train experiment=quickstart with the given
+# One row of the ablation table in docs/results/2026-12-01-recipe.md: train experiment=quickstart with the given
 # overrides, then score the model with mode=compare against Gatys (25 and 50 L-BFGS iterations
 # from the content) on the four *tuning* photos: the first four of BSDS500's val split, which no
 # recipe trains on and which the reported numbers never use.

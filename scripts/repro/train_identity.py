@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Train a TransformerNet to give back its input (pixel MSE, no VGG): the content-preserving
-network a style run can start from (``init_from=``), as docs/training.md measures.
+network a style run can start from (``init_from=``), as docs/results/2026-12-01-recipe.md measures.
 
     .venv/bin/python scripts/repro/train_identity.py --photos ../shared/data/photos/train \
         --output /tmp/identity_small.safetensors --channels 16 --residual 3

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from nst.api import load_model
-from nst.cli.models import describe
 from nst.errors import NSTError
 from nst.models import shipped
+from nst.models.card import describe
 from nst.models.modelfile import save_model
 from nst.networks.transformer import TransformerNet
 

@@ -30,8 +30,8 @@ class _NoAdverts(logging.Filter):
 
 logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(_NoAdverts())
 
-MODES = ("train", "gatys", "stylize", "upscale", "evaluate", "export", "compare", "flicker", "weights",
-         "models")
+MODES = ("train", "gatys", "stylize", "upscale", "evaluate", "export", "compare", "flicker", "serve",
+         "weights", "models")
 # What to lower when CUDA runs out of memory, per mode.
 OOM_HINTS = {
     "train": "lower data.batch_size= or data.crop_size=, or model=transformer_small",

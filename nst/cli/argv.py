@@ -139,7 +139,7 @@ def _quote(value: str) -> str:
 
 
 # Modes that write no file: their runs never need a run folder.
-_WRITE_NOTHING = ("models",)
+_WRITE_NOTHING = ("models", "serve")
 
 
 def run_folder(cfg: DictConfig, overrides: list[str]) -> list[str]:

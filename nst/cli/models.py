@@ -3,26 +3,10 @@ card (its network, its styles with their indices, what ``strength=`` does to it)
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
 from omegaconf import DictConfig
 
-from nst.models.modelfile import read_meta
+from nst.models.card import describe
 from nst.models.shipped import MODELS, resolve, shipped_models
-
-
-def describe(path: Path, meta: dict[str, Any] | None = None) -> dict[str, Any]:
-    """A model's card fields from its metadata header (no weights are read), or from ``meta``
-    already loaded (a Lightning checkpoint's card)."""
-    meta = read_meta(path) if meta is None else meta
-    styles = list(meta.get("styles") or [])
-    style = (f"{len(styles)} styles: " + ", ".join(f"{i} {n}" for i, n in enumerate(styles))) if styles \
-        else ", ".join(meta.get("style") or []) or "?"
-    return {"name": path.stem, "style": style, "styles": styles or list(meta.get("style") or []),
-            "strength": "input" if meta["args"].get("strength_input") else "blend",
-            "network": meta["network"], "args": meta["args"], "steps": meta.get("steps"),
-            "data": meta.get("data"), "kib": round(path.stat().st_size / 1024)}
 
 
 def _network(r: dict) -> str:

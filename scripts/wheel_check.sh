@@ -32,4 +32,28 @@ models="$("$work/venv/bin/nst" mode=models)"; grep -q starry_night <<< "$models"
 "$work/venv/bin/nst" mode=stylize checkpoint=starry_night input=in.png output=out/in_starry.png
 test -s out/in_starry.png
 test ! -e outputs  # an explicit output= leaves no Hydra run folder behind
+# the web page from the wheel: its static files are package data
+"$work/venv/bin/python" - <<'EOF'
+import socket, subprocess, sys, time, urllib.request
+with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+server = subprocess.Popen([sys.executable, "-m", "nst", "mode=serve", f"port={port}"])
+try:
+    for _ in range(600):
+        try:
+            page = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2).read().decode()
+            break
+        except OSError:
+            time.sleep(0.2)
+    else:
+        raise SystemExit("wheel check: nst mode=serve did not answer")
+    script = urllib.request.urlopen(f"http://127.0.0.1:{port}/static/app.js", timeout=5).read().decode()
+    models = urllib.request.urlopen(f"http://127.0.0.1:{port}/api/models", timeout=5).read().decode()
+    assert "app.js" in page and "/api/stylize" in script and "starry_night" in models
+    print("wheel nst mode=serve: page, script and model list served")
+finally:
+    server.terminate()
+    server.wait(timeout=30)
+EOF
 echo "wheel check: ok ($(basename "$wheel"))"

@@ -42,6 +42,8 @@ def run(cfg: DictConfig) -> None:
     except ImportError:
         raise NSTError(f"mode=serve needs uvicorn: {INSTALL}") from None
     set_threads(cfg.get("threads"))
+    # each Gatys job is a Lightning fit: its per-fit device lines would fill the server's log
+    logging.getLogger("pytorch_lightning.utilities.rank_zero").setLevel(logging.WARNING)
     if s.host in ("0.0.0.0", "::"):
         log.warning("host=%s: the page is open to every network this machine is on, with no login", s.host)
     app = create_app(s)

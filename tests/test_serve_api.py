@@ -176,6 +176,21 @@ def test_an_upload_over_the_byte_limit_is_413(models):
         good(small)
 
 
+def test_a_chunked_upload_is_counted_as_it_arrives_and_stopped_at_the_limit(models):
+    def body():  # no Content-Length: the limit can only be kept by counting
+        yield b'--x\r\nContent-Disposition: form-data; name="image"; filename="a.png"\r\n\r\n'
+        for _ in range(30):
+            yield bytes(1000)
+        yield b"\r\n--x--\r\n"
+
+    with make_client(models, max_upload_mb=0.01) as small:
+        response = small.post("/api/stylize", content=body(),
+                              headers={"content-type": "multipart/form-data; boundary=x"})
+        assert response.request.headers.get("transfer-encoding") == "chunked"
+        error(response, 413, "limit")
+        good(small)
+
+
 def test_an_image_over_max_pixels_is_422(models):
     with make_client(models, max_pixels=1000) as small:
         error(post(small, "/api/stylize", png(48, 40), model="tiny"), 422, "max_pixels")

@@ -1,5 +1,5 @@
 """What a loss's optimum looks like: Gatys from noise to convergence over paintings, photos and
-loss settings, as one picture and one table (docs/results/loss_choice.md).
+loss settings, as one picture and one table (docs/results/2026-12-06-paintings.md §2).
 
     python scripts/repro/loss_grid.py OUT --styles DIR/starry_night.jpg ... --photos P1.jpg P2.jpg \
         --sweep style_weight=0.3,1,3,10 [--sweep tv_weight=3,30 ...] [--init content]

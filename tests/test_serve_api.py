@@ -238,6 +238,63 @@ def test_the_servers_own_names_are_taken(client, host):
     assert client.get("/api/models", headers={"host": host}).status_code == 200
 
 
+@pytest.mark.parametrize("headers", [{"origin": "https://evil.example"}, {"origin": "null"},
+                                     {"sec-fetch-site": "cross-site"}])
+def test_a_request_from_another_site_is_refused(client, headers):
+    error(post_with(client, headers), 403, "another site")
+    good(client)
+
+
+def test_the_pages_own_origin_is_taken(client):
+    response = post_with(client, {"origin": BASE, "sec-fetch-site": "same-origin"})
+    assert picture(response).size == (48, 40)
+
+
+def post_with(client, headers: dict):
+    return client.post("/api/stylize", files={"image": ("photo.png", png(), "image/png")},
+                       data={"model": "tiny"}, headers=headers)
+
+
+def test_a_host_header_with_junk_after_an_ipv6_address_is_refused(client):
+    error(client.get("/api/models", headers={"host": "[::1]evil.example"}), 400, "Host header")
+
+
+def test_a_gatys_upload_is_not_decoded_when_the_worker_is_full(client, monkeypatch):
+    import nst.serve.app as app_module
+
+    calls = []
+    monkeypatch.setattr(app_module, "decode_upload", lambda *args: calls.append(args))
+    worker = client.app.state.worker
+    worker.pending = worker.limit
+    try:
+        error(post(client, "/api/gatys", png(), model="tiny", iterations="1", max_side="32"), 503, "busy")
+    finally:
+        worker.pending = 0
+    assert calls == []
+
+
+def test_a_full_gatys_queue_is_503(client):
+    worker = client.app.state.jobs.worker
+    worker.pending = worker.limit
+    try:
+        error(post(client, "/api/gatys", png(), model="tiny", iterations="1", max_side="32"), 503, "busy")
+    finally:
+        worker.pending = 0
+    good(client)
+
+
+def test_a_failure_of_the_server_is_a_json_500(client, monkeypatch):
+    catalog = client.app.state.catalog
+
+    def broken(name):
+        raise RuntimeError("out of memory\nsecond line")
+
+    monkeypatch.setattr(catalog, "model", broken)
+    response = TestClient(client.app, base_url=BASE, raise_server_exceptions=False).post(
+        "/api/stylize", files={"image": ("photo.png", png(), "image/png")}, data={"model": "tiny"})
+    error(response, 500, "RuntimeError", "out of memory")
+
+
 def wait(client, job: str, states=("done", "cancelled", "failed"), timeout: float = 120) -> dict:
     end = time.monotonic() + timeout
     while time.monotonic() < end:

@@ -45,7 +45,8 @@ def run(cfg: DictConfig) -> None:
     # each Gatys job is a Lightning fit: its per-fit device lines would fill the server's log
     logging.getLogger("pytorch_lightning.utilities.rank_zero").setLevel(logging.WARNING)
     if s.host in ("0.0.0.0", "::"):
-        log.warning("host=%s: the page is open to every network this machine is on, with no login", s.host)
+        log.warning("host=%s: listening on every network this machine is on, with no login; other "
+                    "machines reach it by the names in allowed_hosts=[...] (its LAN name or address)", s.host)
     app = create_app(s)
     shown = "127.0.0.1" if s.host in ("0.0.0.0", "::") else f"[{s.host}]" if ":" in s.host else s.host
     print(f"nst: serving {len(app.state.catalog.paths)} models at http://{shown}:{s.port}/ (Ctrl-C stops)",

@@ -1,16 +1,18 @@
 """The FastAPI application: the page, and the JSON API it uses (docs/serve.md).
 
-Every error is ``{"error": "<one line>"}`` with a 4xx status (503 when the queue is full). Two
-guards sit in front of the routes: the ``Host`` header must name this server (a page of another
-site that rebinds its DNS name to 127.0.0.1 is refused), and a request body over ``max_upload_mb``
-is refused with 413 before it is read to the end.
+Every error is ``{"error": "<one line>"}`` with a 4xx status (503 when the queue is full; 500 for
+the server's own failures). Guards sit in front of the routes: the ``Host`` header must name this
+server (a page of another site that rebinds its DNS name to 127.0.0.1 is refused), a request a
+browser marks as coming from another site (``Origin``, ``Sec-Fetch-Site``) is refused, so no page
+the user visits can fill the queues, and a request body over ``max_upload_mb`` is refused with 413
+before it is read to the end.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
+import re
 import time
 from dataclasses import dataclass
 from importlib import resources
@@ -60,6 +62,13 @@ def _hosts(s: Settings) -> set[str]:
     return {n.strip("[]").lower() for n in names}
 
 
+def _host_name(host: str) -> str | None:
+    """The name of a ``Host`` value (``name``, ``name:port``, ``[v6]``, ``[v6]:port``); None when it
+    is none of those."""
+    match = re.fullmatch(r"\[([0-9a-fA-F:.]+)\](?::\d+)?|([^:\[\]/]+)(?::\d+)?", host.strip())
+    return None if match is None else (match.group(1) or match.group(2)).lower()
+
+
 class Guards:
     """ASGI middleware: the Host check, then the byte limit on request bodies."""
 
@@ -71,9 +80,13 @@ class Guards:
             return await self.app(scope, receive, send)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         host = headers.get("host", "")
-        name = host.rsplit("]", 1)[0].lstrip("[") if host.startswith("[") else host.rsplit(":", 1)[0]
-        if name.lower() not in self.hosts:
+        if _host_name(host) not in self.hosts:
             return await _send_error(send, 400, f"Host header {host!r} is not this server's address")
+        origin = headers.get("origin")
+        if headers.get("sec-fetch-site") == "cross-site" or (
+                origin is not None and _host_name(origin.split("://", 1)[-1]) not in self.hosts):
+            return await _send_error(send, 403, f"a request from another site ({origin or 'cross-site'}) "
+                                                "is refused: use the page this server serves")
         length = headers.get("content-length")
         if length and length.isdigit() and int(length) > self.max_bytes:
             return await _send_error(send, 413, f"upload of {int(length):,} bytes is over the limit of "
@@ -145,6 +158,11 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, e: HTTPException) -> JSONResponse:
         return JSONResponse({"error": str(e.detail)}, status_code=e.status_code)
+
+    @app.exception_handler(Exception)
+    async def server_error(request: Request, e: Exception) -> JSONResponse:  # ours, not the client's
+        return JSONResponse({"error": f"the server failed: {type(e).__name__}: "
+                                      f"{' '.join(str(e).split())[:200]}"}, status_code=500)
 
     @app.get("/", include_in_schema=False)
     async def page() -> FileResponse:
@@ -233,7 +251,8 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
         if card["kind"] == "multistyle" and style not in (None, ""):
             pick(card["styles"], style)  # NSTError -> 422 now, not a failed job later
         data = await upload(image)
-        content, _ = await asyncio.to_thread(decode_upload, data, image.filename, s.max_pixels, max_side)
+        # decoded on the bounded worker: a full queue answers 503 before any pixel is decoded
+        content, _ = await worker.run(decode_upload, data, image.filename, s.max_pixels, max_side)
         path = catalog.paths[model]
         job = jobs.start(iterations, lambda j: run_gatys(j, content, path, style, init, s.vgg_weights))
         return job.status()

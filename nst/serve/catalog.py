@@ -59,8 +59,11 @@ class Catalog:
             if name in self._loaded:
                 self._loaded.move_to_end(name)
                 return self._loaded[name]
-        model = load_model(self.paths[name], self.device, **({} if self.cards[name]["kind"] == "upscale"
-                                                              else {"backend": self.backend}))
+        try:
+            model = load_model(self.paths[name], self.device,
+                               **({} if self.cards[name]["kind"] == "upscale" else {"backend": self.backend}))
+        except NSTError as e:  # a model file that went bad on the server: not the client's mistake
+            raise ApiError(500, f"model {name!r} could not be loaded: {e}") from None
         with self._lock:
             self._loaded[name] = model
             while len(self._loaded) > self.keep:

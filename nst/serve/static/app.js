@@ -40,7 +40,13 @@ function chooseModel() {
   ready();
 }
 
-function ready() { $("go").disabled = !photo || !current(); $("gatys-go").disabled = !photo || !current() || job !== null; }
+// Gatys optimizes for one painting: with a multi-style model's mix chosen there is none to follow.
+function ready() {
+  const m = current(), mixing = m && m.kind === "multistyle" && $("style").value === "";
+  $("go").disabled = !photo || !m;
+  $("gatys-go").disabled = !photo || !m || job !== null || mixing;
+  $("gatys-go").title = mixing ? "pick one style: Gatys follows one painting" : "";
+}
 
 function setPhoto(file) {
   if (!file) return;
@@ -86,19 +92,25 @@ async function run() {
   } finally { ready(); }
 }
 
-async function followGatys() {
-  if (!job) return;
-  const response = await fetch(`/api/gatys/${job}`);
-  if (!response.ok) { showError(await failure(response)); stopFollowing(); return; }
-  const s = await response.json();
+// One poll at a time (the next is scheduled when this one has its answer), for the job it began with.
+async function followGatys(id) {
+  if (id !== job) return;
+  let s;
+  try {
+    const response = await fetch(`/api/gatys/${id}`);
+    if (!response.ok) { showError(await failure(response)); if (id === job) stopFollowing(); return; }
+    s = await response.json();
+  } catch (e) { showError(`the server did not answer (${e.message})`); if (id === job) stopFollowing(); return; }
+  if (id !== job) return;
   const loss = s.loss === null ? "" : `, loss ${s.loss.toFixed(3)}`;
   $("gatys-status").textContent = `Gatys: ${s.state}, step ${s.step} of ${s.iterations}${loss}, ${s.seconds.toFixed(1)} s`;
-  if (s.image) $("gatys-image").src = `/api/gatys/${job}/image?step=${s.step}`;
+  if (s.image) $("gatys-image").src = `/api/gatys/${id}/image?step=${s.step}`;
   if (s.state === "failed") showError(`Gatys: ${s.error}`);
   if (["done", "cancelled", "failed"].includes(s.state)) stopFollowing();
+  else poll = setTimeout(() => followGatys(id), 500);
 }
 
-function stopFollowing() { clearInterval(poll); poll = null; job = null; $("gatys-cancel").disabled = true; ready(); }
+function stopFollowing() { clearTimeout(poll); poll = null; job = null; $("gatys-cancel").disabled = true; ready(); }
 
 async function startGatys() {
   const data = form(), m = current();
@@ -111,7 +123,7 @@ async function startGatys() {
   $("gatys-status").textContent = "Gatys: queued";
   $("gatys-cancel").disabled = false;
   ready();
-  poll = setInterval(followGatys, 500);
+  poll = setTimeout(() => followGatys(job), 500);
 }
 
 async function cancelGatys() {
@@ -136,7 +148,7 @@ drop.addEventListener("drop", (e) => { e.preventDefault(); drop.classList.remove
 $("model").addEventListener("change", chooseModel);
 $("strength").addEventListener("input", () => { $("strength-value").textContent = Number($("strength").value).toFixed(2); });
 $("strength").addEventListener("change", () => { if (photo) run(); });
-$("style").addEventListener("change", () => { $("mix").hidden = $("style").value !== ""; });
+$("style").addEventListener("change", () => { $("mix").hidden = $("style").value !== ""; ready(); });
 $("go").addEventListener("click", run);
 $("gatys-go").addEventListener("click", startGatys);
 $("gatys-cancel").addEventListener("click", cancelGatys);

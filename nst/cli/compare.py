@@ -34,6 +34,7 @@ from nst.evaluation.compare import (
     compare_photo,
     loss_settings,
     model_loss,
+    one_style,
     resolve_styles,
     set_styles,
 )
@@ -105,9 +106,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         image = Path(override[0]).expanduser() if override else None
         given = image is not None and image.is_file()
         k = pick(names, image.name if given else override[0] if override else 0)
-        digests = meta.get("style_digest") or [None] * len(names)
         chosen = {"style": k}
-        meta = {**meta, "style": [names[k]], "style_digest": [digests[k]], "style_blend": None}
+        meta = one_style(meta, names, k)
         override = [str(image)] if given else []
         log.info("compare: style %d of the model, %s", k, names[k])
     stylizer = Stylizer(net, meta, **settings, tile_size=None, **chosen)

@@ -65,6 +65,13 @@ def model_loss(settings: dict[str, Any], weights: str | None = None, seed: int =
     return build_loss(spec, settings["arch"], weights or settings["weights"], seed=seed)
 
 
+def one_style(meta: dict[str, Any], names: Sequence[str], k: int) -> dict[str, Any]:
+    """A multi-style model's card narrowed to its style ``k`` of ``names``: that painting and its
+    digest, no blend, so its loss scores against that painting alone."""
+    digests = meta.get("style_digest") or [None] * len(names)
+    return {**meta, "style": [names[k]], "style_digest": [digests[k]], "style_blend": None}
+
+
 def resolve_styles(meta: dict[str, Any], model_path: str | Path, override: Sequence[str] = ()) -> list[Path]:
     """The style image(s) the model was trained on: ``override`` if given, else each metadata
     ``style`` entry as a path (absolute, or relative to the model's folder) or a bundled asset name

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from torch import Tensor
 
-from nst.evaluation.compare import loss_settings, model_loss, resolve_styles, set_styles
+from nst.evaluation.compare import loss_settings, model_loss, one_style, resolve_styles, set_styles
 from nst.gatys.module import optimize
 from nst.inference.styles import pick
 from nst.models.modelfile import read_meta
@@ -26,9 +26,7 @@ def reference_loss(path: Path, style: str | None, weights: str | None):
         raise ApiError(422, f"model {path.stem!r}: its file records no loss, so there is no Gatys reference")
     names = list(meta.get("styles") or [])
     if len(names) > 1:
-        k = pick(names, style if style not in (None, "") else 0)
-        digests = meta.get("style_digest") or [None] * len(names)
-        meta = {**meta, "style": [names[k]], "style_digest": [digests[k]], "style_blend": None}
+        meta = one_style(meta, names, pick(names, style if style not in (None, "") else 0))
     loss = model_loss(settings, weights=weights)
     set_styles(loss, resolve_styles(meta, path), meta.get("style_blend"), meta.get("style_size"))
     return loss

@@ -35,6 +35,20 @@ def cpu_flags(cpuinfo: str | None = None) -> set[str]:
     return set()
 
 
+SPEED_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_bf16", "amx_int8")
+
+
+def cpu_kind(flags: set[str] | None = None) -> str:
+    """The machine kind figures are grouped by: ``amx`` (AMX-BF16), ``avx512-bf16`` (native bf16
+    without AMX), ``avx512`` or ``avx2`` (no native bf16), ``other``."""
+    flags = cpu_flags() if flags is None else flags
+    for kind, flag in (("amx", "amx_bf16"), ("avx512-bf16", "avx512_bf16"), ("avx512", "avx512f"),
+                       ("avx2", "avx2")):
+        if flag in flags:
+            return kind
+    return "other"
+
+
 @functools.lru_cache(maxsize=1)
 def cpu_has_fast_bf16() -> bool:
     """True when this CPU has native bf16 matrix instructions (see BF16_FLAGS)."""

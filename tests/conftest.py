@@ -90,3 +90,11 @@ def pytest_report_header(config):
     return f"nst tests: torch {torch.__version__}, " \
            f"shared data {'found' if SHARED_DATA.is_dir() else 'absent'}, " \
            f"CUDA {'available' if torch.cuda.is_available() else 'absent'}, CI={os.environ.get('CI', '')}"
+
+
+def pytest_collection_modifyitems(config, items):
+    # Once OpenVINO has run in this process, a later test that starts a subprocess beside its own
+    # DataLoader workers crashed the whole session with SIGSEGV (nst.models.graphs.IN_PROCESS_ORDER):
+    # the tests that load it go last, where nothing forks after them.
+    items.sort(key=lambda item: item.get_closest_marker("loads_openvino") is not None)
+

@@ -23,6 +23,13 @@ def test_help_lists_modes_and_groups():
         assert word in out
 
 
+def test_help_after_overrides_shows_their_config_and_a_bad_one_is_one_line():
+    out = nst("mode=stylize", "--help").stdout
+    assert "== Modes and other config groups" in out and "backend: auto" in out and "tile_size:" in out
+    res = nst("mode=stylise", "--help")
+    assert res.returncode == 2 and res.stderr.count("\n") == 1 and "did you mean 'stylize'" in res.stderr
+
+
 def test_cfg_job_prints_the_composed_config(tmp_path):
     res = nst("mode=gatys", "--cfg", "job")  # exactly as the issue writes it; --cfg creates no run folder
     assert res.returncode == 0, res.stderr

@@ -45,3 +45,14 @@ def test_gpu_auto_is_bf16():
 def test_busy_cores_is_a_share_of_the_cores():
     busy = hardware.busy_cores(window=0.05)
     assert busy is None or 0.0 <= busy <= (os.cpu_count() or 1) + 1e-6
+
+
+@pytest.mark.parametrize(("flags", "kind"), [
+    ({"avx2", "avx512f", "avx512_bf16", "amx_bf16"}, "amx"),
+    ({"avx2", "avx512f", "avx512_bf16", "avx512_vnni"}, "avx512-bf16"),
+    ({"avx2", "avx512f"}, "avx512"),
+    ({"avx2", "fma"}, "avx2"),
+    (set(), "other"),
+])
+def test_the_machine_kind_is_the_best_matrix_unit_the_flags_name(flags, kind):
+    assert hardware.cpu_kind(flags) == kind

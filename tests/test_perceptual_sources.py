@@ -22,9 +22,10 @@ from torchvision.models._api import WeightsEnum
 
 import nst.cli
 from nst.errors import NSTError
+from nst.io.files import cache_dir
 from nst.perceptual import hed, sources
 from nst.perceptual.arch import HED_NORM, IMAGENET_NORM
-from nst.perceptual.hed import HED_H5_MEMBER, cache_dir, convert_hed_h5, fetch_hed
+from nst.perceptual.hed import HED_H5_MEMBER, convert_hed_h5, fetch_hed
 from nst.perceptual.sources import load_vgg_state
 
 VGG16_CONVS = [0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28]

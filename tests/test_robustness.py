@@ -432,7 +432,7 @@ def _oom(*args, **kwargs):
 
 
 def test_stylize_out_of_gpu_memory_names_the_setting_to_lower(tmp_path, good, monkeypatch):
-    monkeypatch.setattr("nst.cli.stylize.stylize_files", _oom)
+    monkeypatch.setattr("nst.inference.batch.stylize_files", _oom)
     with pytest.raises(NSTError) as e:
         nst.cli.run(cfg_of(tmp_path, *STYLIZE, f"checkpoint={good['model']}", f"input={good['photo']}",
                            f"output={tmp_path / 'o.png'}"))
@@ -454,7 +454,7 @@ def test_other_errors_are_not_taken_for_out_of_memory(tmp_path, good, monkeypatc
     def boom(*args, **kwargs):
         raise RuntimeError("a programming error")
 
-    monkeypatch.setattr("nst.cli.stylize.stylize_files", boom)
+    monkeypatch.setattr("nst.inference.batch.stylize_files", boom)
     with pytest.raises(RuntimeError, match="a programming error"):
         nst.cli.run(cfg_of(tmp_path, *STYLIZE, f"checkpoint={good['model']}", f"input={good['photo']}",
                            f"output={tmp_path / 'o.png'}"))

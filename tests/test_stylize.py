@@ -8,8 +8,9 @@ import torch
 from PIL import Image
 
 from nst.errors import NSTError
-from nst.inference.batch import Job, stylize_files
+from nst.inference.batch import stylize_files
 from nst.inference.color import rgb_to_yiq
+from nst.inference.jobs import Job
 from nst.inference.stylize import Stylizer
 from nst.inference.tiling import ramps, spans
 from nst.io.image import load_image, save_image

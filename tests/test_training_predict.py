@@ -9,8 +9,8 @@ from pathlib import Path
 
 import torch
 
-from nst.inference.batch import Summary
 from nst.inference.distributed import merge
+from nst.inference.jobs import Summary
 from nst.inference.stylize import Stylizer
 from nst.io.image import load_image, save_image
 from nst.models.modelfile import load_network, save_model

@@ -108,11 +108,18 @@ def _hydra_main(cfg: DictConfig) -> object:
 def main() -> None:
     """``nst``: check the overrides (one line for an unknown key or option), keep a run with an
     explicit ``output=`` out of ``outputs/DATE/TIME``, then hand over to Hydra."""
-    from nst.cli.argv import check, is_checkable, run_folder
+    from nst.cli.argv import check, help_text, is_checkable, run_folder
     from nst.cli.renamed import rewrite
 
     args = rewrite(sys.argv[1:])
     sys.argv = [sys.argv[0], *args]
+    if {"--help", "-h"} & set(args) and is_checkable([a for a in args if a not in ("--help", "-h")]):
+        try:
+            print(help_text([a for a in args if not a.startswith("-")], config_dir()))
+        except NSTError as e:
+            print(f"nst: error: {e}", file=sys.stderr)
+            sys.exit(2)
+        return
     if is_checkable(args):
         overrides = [a for a in args if not a.startswith("-")]
         try:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ctypes
 import logging
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,10 +11,11 @@ from typing import TYPE_CHECKING
 
 import torch
 from hydra.utils import instantiate
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
+from nst.cli.values import as_list, require, thread_count
 from nst.errors import NSTError
-from nst.hardware import busy_cores, resolve_precision
+from nst.hardware import resolve_precision
 from nst.io.image import load_image
 from nst.perceptual.build import loss_layers, loss_on
 from nst.perceptual.losses import PerceptualLoss
@@ -35,23 +35,6 @@ def config_loss(cfg: DictConfig) -> PerceptualLoss:
     # compare's vgg.weights is null ("the model's own"); with no model to ask, auto
     vgg = instantiate(cfg.vgg, layers=loss_layers(spec), weights=cfg.vgg.weights or "auto")
     return loss_on(spec, vgg)
-
-
-def as_list(value) -> list:
-    """A config value that may be one item or a list -> a Python list (None -> [])."""
-    if value is None:
-        return []
-    if isinstance(value, (ListConfig, list, tuple)):
-        return list(value)
-    return [value]
-
-
-def require(cfg: DictConfig, key: str, hint: str) -> object:
-    """``cfg[key]`` or a one-line error saying what to pass."""
-    value = cfg.get(key)
-    if value is None or value == [] or value == "":
-        raise NSTError(f"mode={cfg.mode} needs {key}=... ({hint})")
-    return value
 
 
 def load_styles(cfg: DictConfig, max_side: int | None) -> tuple[list, list[str]]:
@@ -158,47 +141,16 @@ def device_settings(cfg: DictConfig) -> dict:
             "channels_last": bool(perf.get("channels_last", False)) and device != "cpu"}
 
 
-def pixels(cfg: DictConfig, key: str = "size", optional: bool = False) -> int | None:
-    """``cfg[key]`` as a positive whole number of pixels (None allowed when ``optional``), else one line."""
-    value = cfg.get(key)
-    if value is None and optional:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        hint = " (or null)" if optional else ""
-        raise NSTError(f"{key}={value!r}: must be a positive whole number of pixels{hint}")
-    return value
-
-
-def output_folder(cfg: DictConfig, default_sub: str | None = None) -> Path:
-    """``output`` when given (a folder), else the run folder (or ``default_sub`` inside it)."""
-    if cfg.get("output"):
-        return Path(cfg.output)
-    run = Path(cfg.paths.output_dir)
-    return run / default_sub if default_sub else run
-
-
-def output_path(cfg: DictConfig, default_name: str) -> Path:
-    """``output`` if given, else ``default_name`` inside the run folder."""
-    out = cfg.get("output")
-    return Path(out) if out else Path(cfg.paths.output_dir) / default_name
-
-
 def set_threads(value) -> None:
     """``threads``: a number, or ``auto``: the cores not busy right now (sampled over a fraction of a
     second, see nst.hardware.busy_cores), at least one. PyTorch's OpenMP threads spin while they
     wait, so on a shared machine two threads fighting other processes for two cores run a training
     step slower than one thread (docs/benchmarks.md)."""
-    if value in (None, "", 0):
+    count = thread_count(value, torch.get_num_threads())
+    if count is None:
         return
-    if str(value) == "auto":
-        busy = busy_cores()
-        if busy is None:
-            busy = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-        value = max(1, min(torch.get_num_threads(), (os.cpu_count() or 1) - round(busy)))
-    elif not str(value).isdigit():
-        raise NSTError(f"threads={value!r}: a number of threads, auto or null")
-    torch.set_num_threads(int(value))
-    log.info("torch CPU threads: %d", int(value))
+    torch.set_num_threads(count)
+    log.info("torch CPU threads: %d", count)
 
 
 def keep_freed_memory() -> None:
@@ -214,14 +166,3 @@ def keep_freed_memory() -> None:
         libc.mallopt(-1, 1 << 30)  # M_TRIM_THRESHOLD: keep up to 1 GB free at the heap top
     except (OSError, AttributeError):  # not glibc
         pass
-
-
-def report_files(summary, jobs, verb: str = "stylize"):
-    """Print a files mode's one summary line (where the outputs went); NSTError when files failed
-    (they were each named already), so the exit code says so."""
-    where = jobs[0].target if len(jobs) == 1 else Path(os.path.commonpath([j.target.parent for j in jobs]))
-    print(f"{summary.line().replace('stylize:', f'{verb}:')} -> {where}")
-    if summary.failed:
-        first, why = summary.failed[0]
-        raise NSTError(f"{len(summary.failed)} of {len(jobs)} inputs failed (first: {why})")
-    return summary

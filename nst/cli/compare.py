@@ -18,16 +18,8 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from nst.cli.build import (
-    as_list,
-    config_loss,
-    device_settings,
-    gatys_module,
-    output_folder,
-    pixels,
-    precision,
-    require,
-)
+from nst.cli.build import config_loss, device_settings, gatys_module, precision
+from nst.cli.values import as_list, output_folder, pixels, require
 from nst.errors import NSTError
 from nst.evaluation.compare import (
     average,
@@ -42,11 +34,10 @@ from nst.evaluation.report import markdown
 from nst.hardware import describe
 from nst.inference.styles import pick, style_names
 from nst.inference.stylize import Stylizer
-from nst.io.files import atomic_write_text, ensure_folder
+from nst.io.files import atomic_write_text, cache_dir, ensure_folder
 from nst.io.grid import grid
 from nst.io.image import list_images, load_image, save_image
 from nst.models.modelfile import load_any
-from nst.perceptual.hed import cache_dir
 
 log = logging.getLogger("nst")
 # Lightning's notes on every Gatys fit that say nothing here: the one image needs no workers, the VGG is

@@ -17,7 +17,8 @@ import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig
 
-from nst.cli.build import as_list, output_folder, require, set_threads
+from nst.cli.build import set_threads
+from nst.cli.values import as_list, output_folder, require
 from nst.errors import NSTError
 from nst.evaluation.superres import evaluate_image
 from nst.hardware import describe

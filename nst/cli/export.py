@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, ListConfig
 
-from nst.cli.build import output_folder, require
+from nst.cli.values import output_folder, require
 from nst.errors import NSTError
 from nst.models.export import export_onnx, export_torchscript
 from nst.models.modelfile import load_any, save_model

@@ -16,7 +16,8 @@ from typing import Any
 import torch
 from omegaconf import DictConfig
 
-from nst.cli.build import as_list, device_settings, output_folder, pixels, require
+from nst.cli.build import device_settings
+from nst.cli.values import as_list, output_folder, pixels, require
 from nst.errors import NSTError
 from nst.evaluation import flicker
 from nst.evaluation.compare import loss_settings, model_loss, resolve_styles, set_styles

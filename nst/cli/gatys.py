@@ -13,18 +13,15 @@ from omegaconf import DictConfig
 from torch import Tensor
 
 from nst.cli.build import (
-    as_list,
     build_logger,
     build_trainer,
     config_loss,
     gatys_module,
     load_styles,
-    output_path,
-    pixels,
-    require,
     set_style,
     set_threads,
 )
+from nst.cli.values import as_list, output_path, pixels, require
 from nst.errors import NSTError
 from nst.gatys.module import GatysResult, SaveEvery
 from nst.gatys.multiscale import coarse_to_fine, level_iterations, levels

@@ -6,7 +6,8 @@ import logging
 
 from omegaconf import DictConfig
 
-from nst.cli.build import as_list, set_threads
+from nst.cli.build import set_threads
+from nst.cli.values import as_list
 from nst.errors import NSTError
 
 log = logging.getLogger("nst")

@@ -8,14 +8,12 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from nst.cli.build import as_list, device_settings, keep_freed_memory, report_files, require
+from nst.cli.values import as_list, report_files, require, thread_count
 from nst.errors import NSTError
-from nst.inference.batch import Job, Summary, stylize_files
-from nst.inference.jobs import plan_jobs
-from nst.inference.stylize import Stylizer
-from nst.models.modelfile import load_any
+from nst.inference.jobs import Job, Summary, plan_jobs
 
 _LAUNCHERS = ("ddp_spawn", "ddp_fork", "ddp_notebook")  # their workers' summaries never reach the parent
+PRECISE = ("auto", "32", "32-true")  # the trainer precisions that stylize in float32
 
 
 def distributed(cfg: DictConfig) -> bool:
@@ -49,25 +47,62 @@ def style_choice(value):
 def run(cfg: DictConfig) -> Summary:
     checkpoint = require(cfg, "checkpoint", "an exported .safetensors model or a Lightning .ckpt")
     spec = require(cfg, "input", "a photo, a folder of photos or a glob like 'photos/*.jpg'")
-    settings = device_settings(cfg)
-    if settings["device"] == "cpu":
-        keep_freed_memory()
     options = {"strength": cfg.strength, "preserve_color": cfg.preserve_color, "tile_size": cfg.tile_size,
                "tile_overlap": cfg.tile_overlap, "tile_stats_size": cfg.tile_stats_size,
                "style": style_choice(cfg.get("style")), "style_mix": as_list(cfg.get("style_mix")) or None}
     files = {"size": cfg.get("size"), "overwrite": bool(cfg.overwrite), "batch_size": cfg.batch_size,
              "quality": cfg.quality, "video_stats": str(cfg.get("video_stats") or "frame")}
     jobs = plan_jobs(str(spec), cfg.get("output"), Path(cfg.paths.output_dir) / "stylized", cfg.output_ext)
+    summary = _quick(cfg, str(checkpoint), jobs, options, files)
+    if summary is not None:
+        return report_files(summary, jobs)
+    from nst.cli.build import device_settings, keep_freed_memory
+
+    settings = device_settings(cfg)
+    if settings["device"] == "cpu":
+        keep_freed_memory()
     if distributed(cfg):
         summary = _run_distributed(cfg, str(checkpoint), jobs, settings, options, files)
         if summary is None:  # not rank 0: rank 0 reports for everyone
             return Summary()
     else:
+        from nst.inference.batch import stylize_files
+        from nst.inference.quick import remember
+        from nst.inference.stylize import Stylizer
+        from nst.models.modelfile import load_any
+        from nst.models.shipped import resolve
+
         net, meta = load_any(str(checkpoint), settings["device"])
         refuse_upscaler(str(checkpoint), meta)
-        stylizer = Stylizer(net, meta, **settings, **options)
+        stylizer = Stylizer(net, meta, backend=str(cfg.get("backend") or "auto"), **settings, **options)
         summary = stylize_files(stylizer, jobs, **files)
+        folder = getattr(stylizer.net, "folder", None)
+        if folder is not None and not stylizer.conditional:  # the next run of this file starts quick
+            remember(resolve(str(checkpoint)), folder)
     return report_files(summary, jobs)
+
+
+def _quick(cfg: DictConfig, checkpoint: str, jobs: list[Job], options: dict, files: dict) -> Summary | None:
+    """nst.inference.quick's torch-free pass when it promises the full path's result, else None."""
+    from nst.inference.quick import stylize_quick
+    from nst.models.shipped import resolve
+
+    t, strength, tile = cfg.trainer, options["strength"], options["tile_size"]
+    plain = (options["preserve_color"] in (False, None, "none", "false") and options["style"] is None
+             and options["style_mix"] is None and files["size"] is None)
+    # a value the full path would refuse is left to it, for its one-line error
+    valid = (type(strength) in (int, float) and 0 <= strength <= 1
+             and (tile is None or (type(tile) is int and tile >= 16)))
+    if (not plain or not valid or str(t.get("accelerator", "cpu")) != "cpu"
+            or str(t.get("precision")) not in PRECISE or distributed(cfg)):
+        return None
+    path = resolve(checkpoint)
+    if path.suffix != ".safetensors" or not path.is_file():
+        return None
+    return stylize_quick(path, jobs, backend=str(cfg.get("backend") or "auto"),
+                         strength=float(options["strength"]), tile_size=options["tile_size"],
+                         overwrite=files["overwrite"], quality=files["quality"],
+                         threads=thread_count(cfg.get("threads"), os.cpu_count() or 1))
 
 
 def _run_distributed(cfg: DictConfig, checkpoint: str, jobs: list[Job], settings: dict, options: dict,
@@ -76,6 +111,8 @@ def _run_distributed(cfg: DictConfig, checkpoint: str, jobs: list[Job], settings
     ranks on rank 0, None elsewhere."""
     from nst.cli.build import build_trainer
     from nst.inference.distributed import stylize_distributed
+    from nst.inference.stylize import Stylizer
+    from nst.models.modelfile import load_any
 
     net, meta = load_any(checkpoint, "cpu")  # Lightning moves it to each rank's device
     refuse_upscaler(checkpoint, meta)

@@ -22,18 +22,18 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from nst.cli.build import (
-    as_list,
     build_callbacks,
     build_logger,
     build_trainer,
     config_loss,
     load_styles,
-    output_folder,
     set_style,
     set_threads,
 )
+from nst.cli.values import as_list, output_folder
 from nst.errors import NSTError
-from nst.inference.batch import Job, stylize_files
+from nst.inference.batch import stylize_files
+from nst.inference.jobs import Job
 from nst.inference.stylize import Stylizer
 from nst.io.files import ensure_folder, file_digest
 from nst.io.grid import grid

@@ -7,10 +7,11 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from nst.cli.build import device_settings, keep_freed_memory, report_files, require
+from nst.cli.build import device_settings, keep_freed_memory
+from nst.cli.values import report_files, require
 from nst.errors import NSTError
-from nst.inference.batch import Summary, stylize_files
-from nst.inference.jobs import plan_jobs
+from nst.inference.batch import stylize_files
+from nst.inference.jobs import Summary, plan_jobs
 from nst.inference.upscale import Upscaler, is_upscaler
 from nst.io.image import MAX_PIXELS
 from nst.models.modelfile import load_any

@@ -10,38 +10,17 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
 
 from nst.errors import NSTError
+from nst.inference.jobs import Job, Summary
 from nst.inference.stylize import Stylizer, _whole
 from nst.inference.tiling import needs_tiling
+from nst.io.files import is_video
 from nst.io.image import load_image_alpha, save_image
-from nst.io.video import is_video
-
-
-@dataclass
-class Job:
-    source: Path
-    target: Path
-
-
-@dataclass
-class Summary:
-    written: list[Path] = field(default_factory=list)
-    failed: list[tuple[Path, str]] = field(default_factory=list)
-    skipped: list[Path] = field(default_factory=list)
-    seconds: float = 0.0
-
-    def line(self) -> str:
-        n = len(self.written)
-        rate = f" ({self.seconds / n:.3g} s/image)" if n else ""
-        return (f"stylize: {n} written, {len(self.failed)} failed, {len(self.skipped)} skipped "
-                f"in {self.seconds:.1f} s{rate}")
 
 
 def _stderr(line: str) -> None:

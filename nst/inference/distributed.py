@@ -18,7 +18,8 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from nst.inference.batch import Job, Summary, stylize_files
+from nst.inference.batch import stylize_files
+from nst.inference.jobs import Job, Summary
 from nst.inference.stylize import Stylizer
 
 

@@ -4,12 +4,31 @@ output mirrors the input's layout, and no plan overwrites an input or writes two
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from nst.errors import NSTError
-from nst.inference.batch import Job
-from nst.io.image import IMAGE_EXTENSIONS, list_images
-from nst.io.video import VIDEO_EXTENSIONS
+from nst.io.files import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, list_images
+
+
+@dataclass
+class Job:
+    source: Path
+    target: Path
+
+
+@dataclass
+class Summary:
+    written: list[Path] = field(default_factory=list)
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+    skipped: list[Path] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def line(self) -> str:
+        n = len(self.written)
+        rate = f" ({self.seconds / n:.3g} s/image)" if n else ""
+        return (f"stylize: {n} written, {len(self.failed)} failed, {len(self.skipped)} skipped "
+                f"in {self.seconds:.1f} s{rate}")
 
 
 def _suffix(path: Path, ext: str | None) -> str:

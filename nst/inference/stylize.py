@@ -62,9 +62,10 @@ class Stylizer:
                  channels_last: bool = False, backend: str = "auto", **options: Any) -> None:
         """``precision``: "32", or "bf16-mixed" (a network with ``mixed_precision``, as
         TransformerNet, keeps its first block and output conv in float32, the rest in bf16; any
-        other runs under autocast), "16-mixed" (autocast). ``backend``: "auto" (ONNX Runtime on
-        the CPU in float32 when it is installed: nst.models.onnxrt; else torch; the environment variable
-        NST_BACKEND=torch turns it off), "torch" or "onnxruntime". ``channels_last``: NHWC
+        other runs under autocast), "16-mixed" (autocast). ``backend``: "auto" (on the CPU in
+        float32, ONNX Runtime, else OpenVINO, whichever is installed: nst.models.runtimes; else
+        torch; the environment variable NST_BACKEND=torch turns it off), "torch", "onnxruntime" or
+        "openvino" (the faster, but see nst.models.graphs.IN_PROCESS_ORDER). ``channels_last``: NHWC
         tensors, which pay on GPUs (on this project's CPU the fused instance norm makes NCHW faster)."""
         self.device = torch.device(device)
         self.amp: torch.dtype | None = autocast_dtype(precision)
@@ -78,7 +79,7 @@ class Stylizer:
         self.strength, self.preserve_color = 1.0, "none"
         self.tile_size, self.tile_overlap, self.tile_stats_size = 1024, 64, None
         # condition -> (prepared net, autocast on, backend); shared with with_options() copies, so a
-        # per-call style or strength specializes (and exports for ONNX Runtime) once, not per call
+        # per-call style or strength specializes (and exports its graphs) once, not per call
         self._cache: dict[tuple, tuple] = {}
         self._set(options)
         self._prepared()  # a bad precision/backend, or a network that does not export, fails now
@@ -103,7 +104,7 @@ class Stylizer:
     def _prepared(self) -> tuple:
         """(the network to run, autocast on?, backend) for the current style and strength: a
         conditional network is specialized to them (one plain network per condition, cached)."""
-        from nst.models import onnxrt
+        from nst.models import runtimes
 
         key = self._key
         if key in self._cache:
@@ -118,9 +119,9 @@ class Stylizer:
             autocast_on = False
         if self.channels_last:
             net = net.to(memory_format=torch.channels_last)
-        backend = "torch"
-        if onnxrt.wanted(self._backend_choice, self.device, self.amp, net):
-            net, backend = onnxrt.OrtNet(net), "onnxruntime"
+        backend = runtimes.choose(self._backend_choice, self.device, self.amp, net)
+        if backend != "torch":
+            net = runtimes.OnnxNet(net, backend)
         if len(self._cache) >= 8:  # a sweep over many strengths keeps the 8 newest
             self._cache.pop(next(iter(self._cache)))
         self._cache[key] = (net, autocast_on, backend)
@@ -128,7 +129,7 @@ class Stylizer:
 
     @property
     def net(self):
-        """The network that runs (specialized to the chosen style and strength; maybe ONNX Runtime's)."""
+        """The network that runs (specialized to the chosen style and strength; maybe an OnnxNet)."""
         return self._prepared()[0]
 
     @net.setter
@@ -210,8 +211,8 @@ class Stylizer:
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         if stats is not None and x.shape[0] > 1 and stats[0][0].shape[0] == 1:
-            # one image's statistics for a batch (the frames of a clip): ONNX Runtime does not
-            # broadcast a batch axis its export named the image's
+            # one image's statistics for a batch (the frames of a clip): the exported graphs do not
+            # broadcast a batch axis their export named the image's
             n = x.shape[0]
             stats = [(m.to(self.device).expand(n, -1, -1, -1), v.to(self.device).expand(n, -1, -1, -1))
                      for m, v in stats]

@@ -1,6 +1,8 @@
 """Decoding untrusted image files safely: header-checked pixel limits (decompression bombs), 16-bit
-PNG at full precision, EXIF orientation, JPEG draft decoding; every failure a one-line ``NSTError``
-naming the file. ``nst.io.image`` is the public side (load_image, save_image, resize)."""
+PNG's sizes, EXIF orientation, JPEG draft decoding; every failure a one-line ``NSTError`` naming the
+file. Pixels come out as numpy float32 (C,H,W) in [0,1], torch-free, so that the command line's quick
+path (nst.inference.quick) shares them; ``nst.io.image`` is the tensor side (load_image, save_image,
+resize, 16-bit PNG)."""
 
 from __future__ import annotations
 
@@ -12,13 +14,13 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from nst.errors import NSTError
 
 DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error)  # what Pillow raises on bad data
 _PIL_LIMIT_LOCK = threading.Lock()
+MAX_PIXELS = 200_000_000  # largest width*height the loaders decode (per call: max_pixels=); header-checked
 
 
 def one_line(e: BaseException) -> str:
@@ -74,41 +76,27 @@ def open_image(path: Path, max_pixels: int) -> Image.Image:
     return im
 
 
-def pixels(im: Image.Image, want_alpha: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+def pixels(im: Image.Image, want_alpha: bool) -> tuple[np.ndarray, np.ndarray | None]:
     """PIL image, any mode -> RGB (3,H,W), alpha (1,H,W) or None; float32 in [0,1], alpha never composited."""
     if im.mode.startswith("I") or im.mode == "F":
         # 16-bit grey (PNG/TIFF opens as I;16 or I): scale by 65535 at full precision; F assumed in [0,1].
         a = np.asarray(im).astype(np.float32)
         a = np.clip(a if im.mode == "F" else a / 65535.0, 0.0, 1.0)
-        return torch.from_numpy(a)[None].expand(3, -1, -1).contiguous(), None
+        return np.ascontiguousarray(np.broadcast_to(a[None], (3, *a.shape))), None
     has_alpha = want_alpha and (im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info)
     try:
         a = np.asarray(im.convert("RGBA" if has_alpha else "RGB")).astype(np.float32) / 255.0
     except ValueError as e:  # a mode Pillow cannot turn into RGB (e.g. LAB)
         name = getattr(im, "filename", "") or "image"
         raise NSTError(f"{name}: unsupported colour mode {im.mode} ({one_line(e)})") from None
-    t = torch.from_numpy(a).permute(2, 0, 1)
-    return t[:3].contiguous(), (t[3:].contiguous() if has_alpha else None)
+    t = a.transpose(2, 0, 1)
+    return np.ascontiguousarray(t[:3]), (np.ascontiguousarray(t[3:]) if has_alpha else None)
 
 
-def png16(path: Path, im: Image.Image) -> tuple[torch.Tensor, torch.Tensor | None] | None:
-    """Decode a 16-bit colour PNG at full precision (Pillow keeps only the high byte); None if not one."""
+def is_png16(im: Image.Image) -> bool:
+    """Whether an opened image is a 16-bit colour PNG, which Pillow decodes to 8 bits only."""
     tile = im.tile[0] if im.format == "PNG" and im.tile else None
-    if tile is None or im.mode.startswith("I") or not str(tile[3]).endswith(";16B"):
-        return None
-    try:
-        from torchvision.io import decode_png
-    except ImportError:  # torchvision without its decoder: fall back to Pillow's 8 bits
-        return None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # torchvision 0.29 deprecates io.decode_*
-        raw = torch.frombuffer(bytearray(path.read_bytes()), dtype=torch.uint8)
-        try:
-            t = decode_png(raw, apply_exif_orientation=True).to(torch.float32) / 65535.0
-        except RuntimeError as e:
-            raise unreadable(path, e) from None
-    rgb = t[:3] if t.shape[0] >= 3 else t[:1].expand(3, -1, -1).contiguous()
-    return rgb, (t[-1:] if t.shape[0] in (2, 4) else None)
+    return tile is not None and not im.mode.startswith("I") and str(tile[3]).endswith(";16B")
 
 
 def upright_size(im: Image.Image) -> tuple[int, int]:
@@ -122,7 +110,7 @@ def upright_size(im: Image.Image) -> tuple[int, int]:
 
 
 def decode(im: Image.Image, target: tuple[int, int],
-           want_alpha: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+           want_alpha: bool) -> tuple[np.ndarray, np.ndarray | None]:
     """Decode an opened Pillow image upright: (rgb, alpha) as :func:`pixels` gives them; ``target``
     (H, W) is the size the caller will resize to (JPEGs decode at a reduced scale not below it)."""
     (th, tw), (h, w) = target, upright_size(im)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import glob
 import os
 import shutil
 import tempfile
@@ -11,6 +12,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from nst.errors import NSTError
+
+
+def cache_dir() -> Path:
+    """$NST_CACHE or ~/.cache/nst, created on demand: converted weights, exported graphs, Gatys runs."""
+    d = Path(os.environ.get("NST_CACHE") or Path.home() / ".cache" / "nst").expanduser()
+    d.mkdir(parents=True, exist_ok=True)
+    return d
 
 
 def _why(folder: Path, e: OSError) -> str:
@@ -98,3 +106,33 @@ def file_digest(path: str | os.PathLike) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()[:16]
+
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
+VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".webm", ".avi")
+
+
+def is_video(path: str | os.PathLike) -> bool:
+    return Path(path).suffix.lower() in VIDEO_EXTENSIONS
+
+
+def list_images(spec: str | os.PathLike, extensions: tuple[str, ...] = IMAGE_EXTENSIONS) -> list[Path]:
+    """A file -> [file]; a folder -> its files with ``extensions`` (any case), recursive, sorted;
+    a glob -> its matching files, sorted. Folders skip hidden entries: macOS ``._*`` twins, ``.git``,
+    half-written ``.*.tmp.*`` files."""
+    s = os.path.expanduser(os.fspath(spec))
+    p = Path(s)
+    if p.is_file():
+        return [p]
+    if p.is_dir():
+        found = sorted(f for f in p.rglob("*") if f.suffix.lower() in extensions and f.is_file()
+                       and not any(part.startswith(".") for part in f.relative_to(p).parts))
+        if not found:
+            raise NSTError(f"{spec}: no image files ({', '.join(extensions)}) in this folder")
+        return found
+    if any(c in s for c in "*?["):
+        found = sorted(Path(f) for f in glob.glob(s, recursive=True) if os.path.isfile(f))
+        if not found:
+            raise NSTError(f"{spec}: no files match this pattern")
+        return found
+    raise NSTError(f"{spec}: no such file or folder")

@@ -7,11 +7,12 @@ one-line ``NSTError`` naming the file. Saving is atomic.
 
 from __future__ import annotations
 
-import glob
 import math
 import os
+import warnings
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
@@ -19,23 +20,17 @@ from PIL import Image
 from nst.errors import NSTError
 from nst.io.decode import (
     DECODE_ERRORS,
+    MAX_PIXELS,
     decode,
-    one_line,
+    is_png16,
     open_image,
     pixels,
-    png16,
     too_big,
     unreadable,
     upright_size,
 )
-from nst.io.files import atomic_path
-
-MAX_PIXELS = 200_000_000  # largest width*height the loaders decode (per call: max_pixels=); header-checked
-
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
-_SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP",
-                 ".tif": "TIFF", ".tiff": "TIFF"}
-_ALPHA_FORMATS = {"PNG", "WEBP", "TIFF"}
+from nst.io.encode import ALPHA_FORMATS, check_finite, check_quality, save_format, to_8bit, write_image
+from nst.io.files import IMAGE_EXTENSIONS, list_images  # noqa: F401 (the loaders' public names)
 
 
 def _target_size(h: int, w: int, max_side=None, scale=None, size=None) -> tuple[int, int]:
@@ -72,6 +67,29 @@ def resize(img: torch.Tensor, max_side: int | None = None, scale: float | None =
     return out.clamp_(0.0, 1.0).to(img.dtype)  # bicubic overshoots at edges
 
 
+def png16(path: Path, im: Image.Image) -> tuple[torch.Tensor, torch.Tensor | None] | None:
+    """Decode a 16-bit colour PNG at full precision (Pillow keeps only the high byte); None if not one."""
+    if not is_png16(im):
+        return None
+    try:
+        from torchvision.io import decode_png
+    except ImportError:  # torchvision without its decoder: fall back to Pillow's 8 bits
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # torchvision 0.29 deprecates io.decode_*
+        raw = torch.frombuffer(bytearray(path.read_bytes()), dtype=torch.uint8)
+        try:
+            t = decode_png(raw, apply_exif_orientation=True).to(torch.float32) / 65535.0
+        except RuntimeError as e:
+            raise unreadable(path, e) from None
+    rgb = t[:3] if t.shape[0] >= 3 else t[:1].expand(3, -1, -1).contiguous()
+    return rgb, (t[-1:] if t.shape[0] in (2, 4) else None)
+
+
+def _tensors(rgb: np.ndarray, alpha: np.ndarray | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    return torch.from_numpy(rgb), (None if alpha is None else torch.from_numpy(alpha))
+
+
 def _read(path, max_side, scale, max_pixels, want_alpha) -> tuple[torch.Tensor, torch.Tensor | None]:
     path = Path(path).expanduser()
     limit = MAX_PIXELS if max_pixels is None else max_pixels
@@ -80,7 +98,7 @@ def _read(path, max_side, scale, max_pixels, want_alpha) -> tuple[torch.Tensor, 
             got = png16(path, im)
             if got is None:
                 th, tw = _target_size(*upright_size(im), max_side, scale)
-                got = decode(im, (th, tw), want_alpha)
+                got = _tensors(*decode(im, (th, tw), want_alpha))
             else:
                 th, tw = _target_size(*got[0].shape[-2:], max_side, scale)
         except Image.DecompressionBombError:
@@ -114,16 +132,14 @@ def to_pil(img: torch.Tensor, alpha: torch.Tensor | None = None) -> Image.Image:
     """
     if img.dim() not in (3, 4) or img.shape[-3] != 3 or (img.dim() == 4 and img.shape[0] != 1):
         raise ValueError(f"expected an image (3,H,W) or (1,3,H,W), got {tuple(img.shape)}")
-    x = img.detach().reshape(3, *img.shape[-2:])
-    if alpha is not None:  # reshape fails loudly when alpha's size differs
-        x = torch.cat([x, alpha.detach().reshape(1, *x.shape[-2:]).to(x.device)])
-    x = x.to("cpu", torch.float32).clamp(0.0, 1.0).mul(255.0).round().to(torch.uint8)
-    return Image.fromarray(x.permute(1, 2, 0).contiguous().numpy())
+    x = img.detach().reshape(3, *img.shape[-2:]).to("cpu", torch.float32)
+    a = None if alpha is None else alpha.detach().reshape(1, *x.shape[-2:]).to("cpu", torch.float32).numpy()
+    return to_8bit(x.numpy(), a)  # reshape fails loudly when alpha's size differs
 
 
 def from_pil(pil: Image.Image) -> torch.Tensor:
     """PIL image, any mode -> float32 RGB (1,3,H,W) in [0,1]; pixels as stored (no EXIF turn), no alpha."""
-    return pixels(pil, want_alpha=False)[0][None]
+    return torch.from_numpy(pixels(pil, want_alpha=False)[0])[None]
 
 
 def save_image(img: torch.Tensor, path: str | os.PathLike, alpha: torch.Tensor | None = None,
@@ -131,45 +147,10 @@ def save_image(img: torch.Tensor, path: str | os.PathLike, alpha: torch.Tensor |
     """Write (3,H,W) or (1,3,H,W) in [0,1] atomically; format by extension; returns the path.
 
     Folders are created. Alpha is kept by PNG, WebP and TIFF and dropped by JPEG and BMP.
-    ``quality`` (1..100) applies to JPEG and WebP.
+    ``quality`` (1..100) applies to JPEG and WebP (nst.io.encode).
     """
     path = Path(path).expanduser()
-    fmt = _SAVE_FORMATS.get(path.suffix.lower())
-    if fmt is None:
-        raise NSTError(f"{path}: unknown image extension {path.suffix or '(none)'!r} "
-                       f"(use one of {', '.join(_SAVE_FORMATS)})")
-    if isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 100:
-        raise NSTError(f"quality must be a whole number from 1 to 100, got {quality!r}")
-    if not torch.isfinite(img).all():
-        raise NSTError(f"{path}: not saved, the image has NaN or infinite values (did training diverge?)")
-    pil = to_pil(img, alpha if fmt in _ALPHA_FORMATS else None)
-    # 4:4:4 chroma: stylized textures carry fine colour detail that 4:2:0 would smear.
-    opts = {"JPEG": {"quality": quality, "subsampling": 0}, "WEBP": {"quality": quality}}.get(fmt, {})
-    try:
-        with atomic_path(path) as tmp:
-            pil.save(tmp, format=fmt, **opts)
-    except OSError as e:
-        raise NSTError(f"{path}: cannot write image ({one_line(e)})") from None
-    return path
-
-
-def list_images(spec: str | os.PathLike, extensions: tuple[str, ...] = IMAGE_EXTENSIONS) -> list[Path]:
-    """A file -> [file]; a folder -> its files with ``extensions`` (any case), recursive, sorted;
-    a glob -> its matching files, sorted. Folders skip hidden entries: macOS ``._*`` twins, ``.git``,
-    half-written ``.*.tmp.*`` files."""
-    s = os.path.expanduser(os.fspath(spec))
-    p = Path(s)
-    if p.is_file():
-        return [p]
-    if p.is_dir():
-        found = sorted(f for f in p.rglob("*") if f.suffix.lower() in extensions and f.is_file()
-                       and not any(part.startswith(".") for part in f.relative_to(p).parts))
-        if not found:
-            raise NSTError(f"{spec}: no image files ({', '.join(extensions)}) in this folder")
-        return found
-    if any(c in s for c in "*?["):
-        found = sorted(Path(f) for f in glob.glob(s, recursive=True) if os.path.isfile(f))
-        if not found:
-            raise NSTError(f"{spec}: no files match this pattern")
-        return found
-    raise NSTError(f"{spec}: no such file or folder")
+    fmt = save_format(path)
+    check_quality(quality)
+    check_finite(img.detach().float().cpu().numpy(), path)
+    return write_image(to_pil(img, alpha if fmt in ALPHA_FORMATS else None), path, quality)

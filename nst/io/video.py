@@ -17,19 +17,14 @@ import torch
 from torch import Tensor
 
 from nst.errors import NSTError
-from nst.io.files import atomic_path
+from nst.io.files import VIDEO_EXTENSIONS, atomic_path, is_video  # noqa: F401 (public here too)
 
-VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".webm", ".avi")
 INSTALL = "pip install 'nst[video]' (or: pip install av)"
 # the encoder per output container; each is in PyAV's own FFmpeg build
 CODECS = {".mp4": "libx264", ".mov": "libx264", ".mkv": "libx264", ".webm": "libvpx-vp9", ".avi": "mpeg4"}
 CODEC_OPTIONS = {"libx264": {"crf": "18", "preset": "medium"},  # visually lossless for stylized frames
             "libvpx-vp9": {"crf": "30", "b:v": "0", "deadline": "good", "cpu-used": "4", "row-mt": "1"},
             "mpeg4": {}}
-
-
-def is_video(path: str | Path) -> bool:
-    return Path(path).suffix.lower() in VIDEO_EXTENSIONS
 
 
 def require_av():

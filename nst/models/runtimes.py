@@ -1,20 +1,22 @@
-"""An ONNX Runtime twin of a TransformerNet, for stylizing on the CPU.
+"""The ONNX twin of a TransformerNet, run on the CPU by OpenVINO or ONNX Runtime.
 
-The same float32 network runs faster under ONNX Runtime than under eager PyTorch, to well within
-one level of 255 (docs/benchmarks.md): its graph optimizer fuses what eager PyTorch runs op by op.
-``OrtNet`` has the network's inference interface (``net(x, norm_stats=None)``,
-``net.capture_norm_stats(x)``), so the Stylizer and its shared-statistics tiling run it unchanged.
-Three graphs per network: the plain forward, the capture of the instance-norm statistics, and the
-forward with given statistics (tiles). They are exported once per set of weights into
-``$NST_CACHE/onnx/`` (atomically) and loaded from there afterwards.
+The same float32 network runs faster under either runtime than under eager PyTorch, to well within
+one level of 255 (docs/benchmarks.md): their graph compilers fuse what eager PyTorch runs op by op.
+OpenVINO's kernels are the faster; ``auto`` still takes ONNX Runtime first in a process that lives
+on (nst.models.graphs.IN_PROCESS_ORDER). ``OnnxNet`` has the network's inference interface
+(``net(x, norm_stats=None)``, ``net.capture_norm_stats(x)``), so the Stylizer and its
+shared-statistics tiling run it unchanged. Three graphs per network: the plain forward, the capture
+of the instance-norm statistics, and the forward with given statistics (tiles). They are exported
+once per set of weights into ``$NST_CACHE/onnx/`` (atomically) and loaded from there afterwards;
+OpenVINO keeps its compiled form beside them (``ov/``), so a later process starts in milliseconds.
 
-Optional: needs ``onnxruntime`` (``pip install 'nst[export]'``); without it nothing changes.
+Optional: needs ``openvino`` (``pip install 'nst[fast]'``) or ``onnxruntime`` (``nst[export]``);
+without either nothing changes.
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import io
 import os
 import warnings
@@ -24,21 +26,11 @@ import torch
 from torch import Tensor, nn
 
 from nst.io.files import atomic_path
+from nst.models.graphs import IN_PROCESS_ORDER, RUNTIMES, available, cache_folder, load_graph
 
 _QUIET = ("You are using the legacy TorchScript-based ONNX export", "The feature will be removed",
           "ONNX export mode is set to TrainingMode.EVAL", "Converting a tensor to a Python",
           "Constant folding - Only steps=1")
-
-
-def available() -> bool:
-    """Whether onnxruntime can be imported here."""
-    return importlib.util.find_spec("onnxruntime") is not None
-
-
-def _cache_dir() -> Path:
-    from nst.perceptual.hed import cache_dir
-
-    return cache_dir() / "onnx"
 
 
 def _key(net: nn.Module) -> str:
@@ -80,19 +72,20 @@ def _export(module: nn.Module, args: tuple, path: Path, inputs: list[str], outpu
     return path
 
 
-class OrtNet:
-    """``net`` (a TransformerNet in float32) run by ONNX Runtime on the CPU.
+class OnnxNet:
+    """``net`` (a TransformerNet in float32) run on the CPU by ``runtime`` (openvino | onnxruntime).
 
-    ``threads``: ONNX Runtime's intra-op threads (default: torch's current number).
+    ``threads``: the runtime's threads (default: torch's current number).
     """
 
-    def __init__(self, net: nn.Module, threads: int | None = None) -> None:
-        import onnxruntime as ort
-
+    def __init__(self, net: nn.Module, runtime: str = "onnxruntime", threads: int | None = None) -> None:
+        if runtime not in RUNTIMES:
+            raise ValueError(f"runtime={runtime!r}: choose one of {', '.join(RUNTIMES)}")
         twin = _float_cpu_copy(net)
+        self.runtime = runtime
         self.num_norms = int(twin.num_norms)
         self.config = dict(getattr(twin, "config", {}))
-        folder = _cache_dir() / _key(twin)
+        self.folder = cache_folder() / _key(twin)
         image = {0: "batch", 2: "height", 3: "width"}
         x = torch.rand(1, 3, 37, 45)
         stats = [t for pair in twin.capture_norm_stats(x) for t in pair]
@@ -104,42 +97,39 @@ class OrtNet:
             "with_stats": (_WithStats(twin), (x, *stats), ["image", *names], ["stylized"],
                            {"image": image, "stylized": image, **stat_axes}),
         }
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = int(threads or torch.get_num_threads())
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3  # errors only: its graph-optimizer notices are not for users
+        threads = int(threads or torch.get_num_threads())
         self.sessions = {}
         for name, (module, args, inputs, outputs, axes) in graphs.items():
-            path = folder / f"{name}.onnx"
+            path = self.folder / f"{name}.onnx"
             if not path.is_file():
                 _export(module, args, path, inputs, outputs, axes)
-            self.sessions[name] = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            self.sessions[name] = load_graph(path, runtime, threads)
 
     # The parts of nn.Module's interface the Stylizer calls.
     training = False
 
-    def to(self, *args, **kwargs) -> OrtNet:
+    def to(self, *args, **kwargs) -> OnnxNet:
         return self
 
-    def eval(self) -> OrtNet:
+    def eval(self) -> OnnxNet:
         return self
 
-    def requires_grad_(self, flag: bool = True) -> OrtNet:
+    def requires_grad_(self, flag: bool = True) -> OnnxNet:
         return self
 
     def __call__(self, x: Tensor, norm_stats: list[tuple[Tensor, Tensor]] | None = None) -> Tensor:
         feed = {"image": x.detach().float().cpu().contiguous().numpy()}
         if norm_stats is None:
-            return torch.from_numpy(self.sessions["forward"].run(None, feed)[0])
+            return torch.from_numpy(self.sessions["forward"](feed)[0])
         if len(norm_stats) != self.num_norms:
             raise ValueError(f"norm_stats has {len(norm_stats)} entries, this network has "
                              f"{self.num_norms} norms")
         flat = [t for pair in norm_stats for t in pair]
         feed.update({f"stat{i}": t.detach().float().cpu().contiguous().numpy() for i, t in enumerate(flat)})
-        return torch.from_numpy(self.sessions["with_stats"].run(None, feed)[0])
+        return torch.from_numpy(self.sessions["with_stats"](feed)[0])
 
     def capture_norm_stats(self, x: Tensor) -> list[tuple[Tensor, Tensor]]:
-        out = self.sessions["capture"].run(None, {"image": x.detach().float().cpu().contiguous().numpy()})
+        out = self.sessions["capture"]({"image": x.detach().float().cpu().contiguous().numpy()})
         t = [torch.from_numpy(a) for a in out]
         return [(t[i], t[i + 1]) for i in range(0, len(t), 2)]
 
@@ -151,21 +141,26 @@ def _float_cpu_copy(net: nn.Module) -> nn.Module:
     return twin.to(memory_format=torch.contiguous_format)
 
 
-def wanted(backend: str, device: torch.device, precision: torch.dtype | None, net: nn.Module) -> bool:
-    """Whether a Stylizer with these settings runs ``net`` under ONNX Runtime: ``onnxruntime``
-    always (one-line error when it cannot), ``auto`` on the CPU in float32 for a network that can
-    capture its norm statistics, when onnxruntime is installed; ``torch`` never."""
+def choose(backend: str, device: torch.device, precision: torch.dtype | None, net: nn.Module) -> str:
+    """The backend a Stylizer with these settings runs ``net`` on: ``torch``, ``openvino`` or
+    ``onnxruntime``. ``auto``: the first installed of IN_PROCESS_ORDER, on the CPU in float32, for a network
+    that can capture its norm statistics (the environment variable NST_BACKEND=torch keeps torch),
+    else torch. A runtime named outright is used or refused in one line."""
     from nst.errors import NSTError
 
+    choices = ("auto", "torch", *RUNTIMES)
+    if backend not in choices:
+        raise NSTError(f"backend={backend!r}: choose one of {', '.join(choices)}")
     if backend == "torch":
-        return False
+        return "torch"
     fits = device.type == "cpu" and precision is None and hasattr(net, "capture_norm_stats")
-    if backend == "onnxruntime":
-        if not available():
-            raise NSTError("backend=onnxruntime: onnxruntime is not installed (pip install 'nst[export]')")
+    if backend in RUNTIMES:
+        if not available(backend):
+            extra = "fast" if backend == "openvino" else "export"
+            raise NSTError(f"backend={backend}: {backend} is not installed (pip install 'nst[{extra}]')")
         if not fits:
-            raise NSTError("backend=onnxruntime runs float32 on the CPU (trainer=cpu, precision 32)")
-        return True
-    if backend != "auto":
-        raise NSTError(f"backend={backend!r}: choose auto, torch or onnxruntime")
-    return fits and available() and os.environ.get("NST_BACKEND", "auto") != "torch"
+            raise NSTError(f"backend={backend} runs float32 on the CPU (trainer=cpu, precision 32)")
+        return backend
+    if not fits or os.environ.get("NST_BACKEND", "auto") == "torch":
+        return "torch"
+    return next((r for r in IN_PROCESS_ORDER if available(r)), "torch")

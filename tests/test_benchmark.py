@@ -145,3 +145,24 @@ def test_the_peer_is_imported_from_its_path_with_random_vgg_weights(peer):
     assert imported.path == str(PEER.resolve())
     vgg = imported.Vgg16()  # would download ImageNet weights without the stand-in
     assert sum(p.numel() for p in vgg.parameters()) > 0
+
+
+@pytest.fixture(scope="module")
+def bound():
+    spec = importlib.util.spec_from_file_location("nst_bound", SCRIPT.parent / "bound.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_bound_counts_pixels_past_eight_levels_and_psnr_on_8_bits(bound):
+    import numpy as np
+
+    ref = np.full((10, 10, 3), 100, np.uint8)
+    assert bound.compare(ref, ref) == (99.0, 0.0)  # identical: the cap, nothing over
+    out = ref.copy()
+    out[0, 0, 1] = 109  # one channel of one pixel 9 levels off: over 8/255
+    out[0, 1, 2] = 108  # 8 levels: not over
+    psnr, share = bound.compare(ref, out)
+    assert share == pytest.approx(1.0)  # 1 of 100 pixels, in %
+    assert psnr == pytest.approx(10 * math.log10(255 ** 2 / ((81 + 64) / 300)))

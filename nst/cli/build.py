@@ -111,8 +111,8 @@ def build_trainer(cfg: DictConfig, callbacks: Sequence[pl.Callback] = (), **over
 def precision(cfg: DictConfig) -> str:
     """``trainer.precision`` made concrete. ``auto`` means bf16 autocast for training where the
     hardware runs it natively (nst.hardware); every other mode keeps float32 for ``auto``: the Gatys
-    reference should be the exact optimizer, and bf16 inference is not yet shown to stay within
-    2/255 of float32."""
+    reference should be the exact optimizer, and bf16-mixed inference, though it holds the bound of
+    docs/benchmarks.md, is not yet timed against the float32 runtimes on a CPU with native bf16."""
     value = str(cfg.trainer.get("precision", "32-true"))
     if value != "auto":
         return value

@@ -44,6 +44,7 @@ QUIET = r".*(does not have many workers|module\(s\) in eval mode|LeafSpec).*"
 sys.path.insert(0, str(REPO))  # run from a checkout without installing
 
 from nst.gatys.module import optimize  # noqa: E402
+from nst.hardware import SPEED_FLAGS, cpu_flags, cpu_kind  # noqa: E402
 from nst.inference.stylize import Stylizer  # noqa: E402
 from nst.networks.transformer import TransformerNet  # noqa: E402
 from nst.perceptual.build import build_loss  # noqa: E402
@@ -75,6 +76,8 @@ def config(group: str, name: str) -> dict:
     arguments, ``_target_`` dropped; for the model group, its network (``model.net``)."""
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
+
+    import nst.cli  # noqa: F401 (registers the resolvers the configs use: count, asset)
 
     with initialize_config_dir(config_dir=str(REPO / "configs"), version_base="1.3"):
         cfg = compose("config", overrides=[f"{group}={name}"])
@@ -315,7 +318,8 @@ def hardware(device: torch.device) -> dict:
         cpu = re.search(r"model name\s*:\s*(.+)", Path("/proc/cpuinfo").read_text()).group(1).strip()
     info = {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
             "torch": torch.__version__, "python": platform.python_version(), "platform": platform.platform(),
-            "device": "cpu", "loadavg_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None}
+            "device": "cpu", "loadavg_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+            "cpu_kind": cpu_kind(), "cpu_flags": sorted(cpu_flags() & set(SPEED_FLAGS))}
     if device.type == "cuda":
         info.update(device=torch.cuda.get_device_name(device), cuda=torch.version.cuda,
                     cudnn=torch.backends.cudnn.version())
@@ -516,7 +520,8 @@ def peer_main(args: argparse.Namespace) -> int:
                       warmup=args.warmup or 1, repeats=args.repeats or 3)
     report.update(date=datetime.datetime.now().astimezone().isoformat(timespec="seconds"), hardware=hw,
                   loadavg_end=list(os.getloadavg()))
-    print(f"\n{report['date']}: {hw['cpu']}, {report['threads']} torch threads, torch {hw['torch']}; "
+    print(f"\n{report['date']}: {hw['cpu']} (kind {hw['cpu_kind']}: {', '.join(hw['cpu_flags'])}), "
+          f"{report['threads']} torch threads, torch {hw['torch']}; "
           f"load average {hw.get('loadavg_start')} -> {report['loadavg_end']}; matmul peaks "
           f"{report['matmul_peak_tflops']['fp32']:.3f} (fp32) / {report['matmul_peak_tflops']['bf16']:.3f} "
           f"(bf16) TFLOP/s; nst stylizes with {report.get('nst_backend')} "
@@ -526,7 +531,8 @@ def peer_main(args: argparse.Namespace) -> int:
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in report["rows"]:
         s = r["seconds"]
-        label = f"{r['workload']}, batch {r['batch']}" if r["workload"] == "train" else r["workload"]
+        label = (f"{r['workload']}, batch {r['batch']}" if r["workload"] == "train"
+                 else f"{r['workload']} ({r.get('backend')})")
         print(f"| {label} | {r['size']} | {s['peer'] * 1e3:.0f} ms | {s['nst'] * 1e3:.0f} ms | "
               f"{r['ratio']:.2f}x | {r['flops']['nst'] / 1e9:.0f} | "
               f"{100 * r['fraction_of_fp32_peak']['nst']:.0f} % / "

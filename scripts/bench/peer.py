@@ -113,6 +113,8 @@ def peer_stylizer(peer: types.SimpleNamespace) -> Callable[[torch.Tensor], torch
 def nst_config(*overrides: str):
     from hydra import compose, initialize_config_dir
 
+    import nst.cli  # noqa: F401 (registers the resolvers the configs use: count, asset)
+
     with initialize_config_dir(config_dir=str(REPO / "configs"), version_base="1.3"):
         return compose("config", overrides=["mode=train", "vgg.weights=random", "logger=none",
                                             "style=unused.jpg", *overrides])
@@ -254,11 +256,19 @@ def run(peer_path: str | Path, *, train_size: int = 256, batch: int = 4, sizes=(
         log(f"nst.load_model: backend {stylizer.backend}, first load {report['nst_first_load_s']:.1f} s")
         peer_run = peer_stylizer(peer)
         counted = nst_stylizer(Path(tmp), backend="torch")
+        # the command line's quick path runs OpenVINO: timed too, as its own row, where installed
+        from nst.models.graphs import available
+
+        fast = nst_stylizer(Path(tmp), backend="openvino") if available("openvino") else None
         for size in sizes:
             x = torch.rand(1, 3, size, size)
             add("stylize", size, {"peer": lambda x=x: peer_run(x), "nst": lambda x=x: stylizer(x)},
                 {"batch": 1, "tile_size": stylizer.tile_size, "backend": stylizer.backend},
                 count_with={"nst": lambda x=x: counted(x)})
+            if fast is not None:
+                add("stylize", size, {"peer": lambda x=x: peer_run(x), "nst": lambda x=x: fast(x)},
+                    {"batch": 1, "tile_size": fast.tile_size, "backend": fast.backend},
+                    count_with={"nst": lambda x=x: counted(x)})
     return report
 
 
@@ -289,11 +299,12 @@ def stylize_levers(peer_path: str | Path, size: int = 512, warmup: int = 1, repe
         "bf16 autocast, whole net": lambda: _under(bf16, lambda: net(x)),
         "bf16 mixed_precision (ends fp32)": lambda: mixed(x),
     }
-    from nst.models import onnxrt
+    from nst.models import runtimes
 
-    if onnxrt.available():
-        twin = onnxrt.OrtNet(net)
-        fns["ONNX Runtime fp32"] = lambda: twin(x)
+    for runtime in runtimes.RUNTIMES:
+        if runtimes.available(runtime):
+            twin = runtimes.OnnxNet(net, runtime)
+            fns[f"{runtime} fp32"] = lambda twin=twin: twin(x)
     compile_s = {}
     if compile:
         import torch._inductor.config as inductor
@@ -327,10 +338,14 @@ def train_levers(peer_path: str | Path, batch: int = 4, size: int = 256, warmup:
                  log: Callable[[str], None] = print) -> list[dict]:
     """Median ms of one training step of what ``nst mode=train`` builds, under each precision and
     memory layout, beside the peer's step, alternating."""
+    from nst.hardware import cpu_has_fast_bf16
+
     variants = {"fp32, channels_last": ["trainer.precision=32-true"],
                 "fp32, NCHW": ["trainer.precision=32-true", "perf.channels_last=false"],
-                "bf16 autocast, channels_last": ["trainer.precision=bf16-mixed"],
-                "bf16 autocast, NCHW": ["trainer.precision=bf16-mixed", "perf.channels_last=false"]}
+                "fp32, channels_last, torch.compile": ["trainer.precision=32-true", "perf.compile=true"]}
+    if cpu_has_fast_bf16():  # elsewhere bf16 is emulated: minutes a step, and never the default
+        variants.update({"bf16 autocast, channels_last": ["trainer.precision=bf16-mixed"],
+                         "bf16 autocast, NCHW": ["trainer.precision=bf16-mixed", "perf.channels_last=false"]})
     fns = {"peer (fp32 eager)": peer_train_step(import_peer(peer_path), batch, size)}
     for name, overrides in variants.items():
         fns[name] = nst_train_step(batch, size, 256, *overrides)[0]

@@ -25,14 +25,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 
-def _child(model: str, clip: str, out: str, batch: int, precision: str, split: bool) -> None:
+def _child(model: str, clip: str, out: str, batch: int, precision: str, split: bool,
+           backend: str = "auto") -> None:
     from nst.inference.batch import stylize_files
     from nst.inference.jobs import Job
     from nst.inference.stylize import Stylizer
     from nst.models.modelfile import load_any
 
     net, meta = load_any(model)
-    stylizer = Stylizer(net, meta, precision=precision)
+    stylizer = Stylizer(net, meta, precision=precision, backend=backend)
     start = time.perf_counter()
     summary = stylize_files(stylizer, [Job(Path(clip), Path(out))], overwrite=True, batch_size=batch,
                             log=lambda line: None)
@@ -55,19 +56,20 @@ def _child(model: str, clip: str, out: str, batch: int, precision: str, split: b
 
 
 def _measure(model: str, clip: Path, out: Path, batch: int, threads: int | None, precision: str = "32",
-             split: bool = False) -> dict:
+             split: bool = False, backend: str = "auto") -> dict:
     env = dict(os.environ)
     if threads:
         env["OMP_NUM_THREADS"] = str(threads)
     cmd = [sys.executable, __file__, "--child", model, str(clip), str(out), str(batch), precision,
-           "1" if split else "0"]
+           "1" if split else "0", backend]
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def main(argv: list[str] | None = None) -> int:
     if argv is None and sys.argv[1:2] == ["--child"]:
-        _child(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]), sys.argv[6], sys.argv[7] == "1")
+        _child(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]), sys.argv[6], sys.argv[7] == "1",
+               sys.argv[8])
         return 0
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="starry_night")
@@ -77,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--precision", default="32", help='"32" (the default) or "bf16-mixed" (opt-in)')
+    p.add_argument("--backend", default="auto", help="auto | onnxruntime | openvino | torch (the Stylizer's)")
     p.add_argument("--hd", action=argparse.BooleanOptionalAction, default=True,
                    help="also the 1080p memory runs")
     p.add_argument("--out", default=None)
@@ -97,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     wide = resize(photo, size=(max(360, photo.shape[-2]), 640 + args.frames))
     sd = work / "sd.mp4"
     write_frames(sd, flicker.pan(wide, args.frames, 1, 640, 360), 25)
-    r = _measure(args.model, sd, work / "sd_out.mp4", args.batch, args.threads, args.precision, split=True)
+    r = _measure(args.model, sd, work / "sd_out.mp4", args.batch, args.threads, args.precision, split=True,
+                 backend=args.backend)
     report["precision"] = args.precision
     report["640x360"] = {"frames": args.frames, "seconds": r["seconds"],
                          "frames_per_s": args.frames / r["seconds"], "peak_rss_mb": r["peak_rss_mb"],

@@ -5,6 +5,7 @@ compose_config, the config `nst key=value ...` would run with."""
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -97,4 +98,13 @@ def pytest_collection_modifyitems(config, items):
     # DataLoader workers crashed the whole session with SIGSEGV (nst.models.graphs.IN_PROCESS_ORDER):
     # the tests that load it go last, where nothing forks after them.
     items.sort(key=lambda item: item.get_closest_marker("loads_openvino") is not None)
+
+
+@pytest.fixture(autouse=True)
+def _openvino_only_where_marked(request):
+    before = "openvino" in sys.modules
+    yield
+    if not before and "openvino" in sys.modules and request.node.get_closest_marker("loads_openvino") is None:
+        pytest.fail("this test loaded OpenVINO into the test process: mark it loads_openvino, so that it "
+                    "runs after every test that forks (see pytest_collection_modifyitems)")
 

@@ -125,6 +125,7 @@ def peer():
     return module
 
 
+@pytest.mark.loads_openvino  # its OpenVINO row, where installed
 def test_peer_side_by_side_gives_ratios_flops_and_memory(peer):
     report = peer.run(PEER, train_size=32, batch=1, sizes=(32,), warmup=1, repeats=1, log=lambda s: None,
                       peak_size=64)

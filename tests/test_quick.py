@@ -43,7 +43,8 @@ def photo(path, h=21, w=17, seed=0, alpha=False):
 
 def stylize(tmp_path, *overrides: str):
     # the runtime this process may load (conftest): the quick path of a second run would take OpenVINO
-    chosen = [] if RUNTIME is None or any(o.startswith("backend=") for o in overrides) else [f"backend={RUNTIME}"]
+    named = RUNTIME is None or any(o.startswith("backend=") for o in overrides)
+    chosen = [] if named else [f"backend={RUNTIME}"]
     cfg = compose_config(["logger=none", f"paths.output_dir={tmp_path / 'run'}", "mode=stylize", *chosen,
                           *overrides])
     return nst.cli.run(cfg)

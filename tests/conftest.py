@@ -94,9 +94,9 @@ def pytest_report_header(config):
 
 
 def pytest_collection_modifyitems(config, items):
-    # Once OpenVINO has run in this process, a later test that starts a subprocess beside its own
-    # DataLoader workers crashed the whole session with SIGSEGV (nst.models.graphs.IN_PROCESS_ORDER):
-    # the tests that load it go last, where nothing forks after them.
+    # Once OpenVINO had run in this process, a later test that starts a subprocess beside
+    # its own DataLoader workers crashed the whole session with SIGSEGV (nst.models.graphs): the tests
+    # that load it go last, where nothing forks after them.
     items.sort(key=lambda item: item.get_closest_marker("loads_openvino") is not None)
 
 

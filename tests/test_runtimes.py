@@ -96,3 +96,19 @@ def test_threads_may_share_one_twin(net, runtime):
     with torch.no_grad():
         for x, y in zip(inputs, outs):
             torch.testing.assert_close(y, net(x), atol=2e-5, rtol=0)
+
+
+@pytest.mark.skipif(not available("openvino"), reason="no openvino")
+def test_openvino_is_imported_without_its_usage_report():
+    import os
+    import subprocess
+    import sys
+
+    code = ("import os, threading\nfrom nst.models.graphs import import_openvino\nimport_openvino()\n"
+            "import openvino_telemetry\n"
+            "print(openvino_telemetry.Telemetry().consent, threading.active_count(), 'CI' in os.environ)")
+    env = {k: v for k, v in os.environ.items() if k != "CI"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    # no consent, no telemetry thread (its fork crashed test processes), and CI left as it was
+    assert out.stdout.split() == ["False", "1", "False"]

@@ -7,6 +7,8 @@ The graphs themselves are exported by nst.models.runtimes, into ``cache_folder()
 from __future__ import annotations
 
 import importlib.util
+import os
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -15,8 +17,9 @@ from nst.io.files import cache_dir
 
 RUNTIMES = ("openvino", "onnxruntime")
 # auto's order. A short command-line process takes OpenVINO, whose CPU kernels are the faster; a
-# process that lives on takes ONNX Runtime first: once OpenVINO had run in the test process, a later
-# subprocess and DataLoader-worker test crashed that process with SIGSEGV (docs/benchmarks.md).
+# process that lives on takes ONNX Runtime first: with OpenVINO loaded, a later subprocess and
+# DataLoader-worker test crashed the test process with SIGSEGV, for a reason not yet found
+# (docs/results/2026-12-07-speed.md).
 QUICK_ORDER = ("openvino", "onnxruntime")
 IN_PROCESS_ORDER = ("onnxruntime", "openvino")
 
@@ -31,12 +34,31 @@ def cache_folder() -> Path:
     return cache_dir() / "onnx"
 
 
+def import_openvino():
+    """``import openvino`` without its usage report. The import sends an event to Google Analytics
+    from a forked subprocess (openvino_telemetry) unless it sees a CI job or an opt-out file in the
+    user's home. nst is an offline tool, and that fork, from a thread, crashed or hung processes that
+    ran subprocesses and DataLoader workers afterwards. So the import runs with CI=true, which the
+    telemetry honours, and the variable is restored afterwards."""
+    if "openvino" in sys.modules:
+        return sys.modules["openvino"]
+    before = os.environ.get("CI")
+    os.environ["CI"] = "true"
+    try:
+        import openvino
+    finally:
+        if before is None:
+            os.environ.pop("CI", None)
+        else:
+            os.environ["CI"] = before
+    return openvino
+
+
 def load_graph(path: Path, runtime: str, threads: int) -> Callable[[dict], list]:
     """One exported graph ready to run: ``f({input name: float32 array}) -> [arrays]`` in the
     graph's output order."""
     if runtime == "openvino":
-        import openvino as ov
-
+        ov = import_openvino()
         core = ov.Core()
         # the compiled form is cached beside the graph: the next process skips OpenVINO's compile
         core.set_property({"CACHE_DIR": str(path.parent / "ov")})

@@ -100,7 +100,7 @@ def _quick(cfg: DictConfig, checkpoint: str, jobs: list[Job], options: dict, fil
     if path.suffix != ".safetensors" or not path.is_file():
         return None
     return stylize_quick(path, jobs, backend=str(cfg.get("backend") or "auto"),
-                         strength=float(options["strength"]), tile_size=options["tile_size"],
+                         strength=float(strength), tile_size=tile,
                          overwrite=files["overwrite"], quality=files["quality"],
                          threads=thread_count(cfg.get("threads"), os.cpu_count() or 1))
 

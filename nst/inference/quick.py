@@ -11,7 +11,6 @@ before any work, and the full path runs. Torch-free by design: numpy, Pillow and
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sys
@@ -25,47 +24,44 @@ from nst.errors import NSTError
 from nst.inference.jobs import Job, Summary
 from nst.io.decode import MAX_PIXELS, decode, is_png16, open_image, upright_size
 from nst.io.encode import check_finite, save_format, to_8bit, write_image
-from nst.io.files import atomic_path, is_video
-from nst.models.graphs import QUICK_ORDER, RUNTIMES, available, cache_folder, load_graph
+from nst.io.files import atomic_path, file_digest, is_video
+from nst.models.graphs import QUICK_ORDER, RUNTIMES, available, cache_folder, first_installed, load_graph
 
 
 def _index(model_file: Path) -> Path:
     """Where the graph of this exact model file is recorded: keyed by the file's bytes, so a model
     retrained under the same name is never run from a stale graph."""
-    h = hashlib.sha256()
-    with open(model_file, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return cache_folder() / "files" / f"{h.hexdigest()[:32]}.json"
+    return cache_folder() / "files" / f"{file_digest(model_file)}.json"
+
+
+def _recorded(index: Path) -> Path | None:
+    try:
+        graph = cache_folder() / str(json.loads(index.read_text())["graphs"]) / "forward.onnx"
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return graph if graph.is_file() else None
 
 
 def remember(model_file: str | os.PathLike, graphs: Path) -> None:
     """Record that ``graphs`` (an nst.models.runtimes.OnnxNet's folder) is ``model_file``'s plain
     network, for the quick path of later runs."""
-    path = _index(Path(model_file))
-    if recall(model_file) == graphs / "forward.onnx":
+    index = _index(Path(model_file))
+    if _recorded(index) == graphs / "forward.onnx":
         return
-    with atomic_path(path) as tmp:
+    with atomic_path(index) as tmp:
         Path(tmp).write_text(json.dumps({"graphs": graphs.name, "model": str(model_file)}))
 
 
 def recall(model_file: str | os.PathLike) -> Path | None:
     """The exported forward graph of ``model_file``'s network, or None where no run recorded it."""
-    try:
-        entry = json.loads(_index(Path(model_file)).read_text())
-        graph = cache_folder() / str(entry["graphs"]) / "forward.onnx"
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return graph if graph.is_file() else None
+    return _recorded(_index(Path(model_file)))
 
 
 def runtime_for(backend: str) -> str | None:
     """The runtime the full path would pick for ``backend`` on the CPU in float32, or None (torch)."""
     if backend in RUNTIMES:
         return backend if available(backend) else None
-    if backend != "auto" or os.environ.get("NST_BACKEND", "auto") == "torch":
-        return None
-    return next((r for r in QUICK_ORDER if available(r)), None)
+    return first_installed(QUICK_ORDER) if backend == "auto" else None
 
 
 def _fits(jobs: list[Job], tile_size: int | None) -> bool:

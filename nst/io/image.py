@@ -29,7 +29,7 @@ from nst.io.decode import (
     unreadable,
     upright_size,
 )
-from nst.io.encode import ALPHA_FORMATS, check_finite, check_quality, save_format, to_8bit, write_image
+from nst.io.encode import ALPHA_FORMATS, check_finite, save_format, to_8bit, write_image
 from nst.io.files import IMAGE_EXTENSIONS, list_images  # noqa: F401 (the loaders' public names)
 
 
@@ -150,7 +150,6 @@ def save_image(img: torch.Tensor, path: str | os.PathLike, alpha: torch.Tensor |
     ``quality`` (1..100) applies to JPEG and WebP (nst.io.encode).
     """
     path = Path(path).expanduser()
-    fmt = save_format(path)
-    check_quality(quality)
+    fmt = save_format(path)  # whether alpha is kept; write_image checks the quality
     check_finite(img.detach().float().cpu().numpy(), path)
     return write_image(to_pil(img, alpha if fmt in ALPHA_FORMATS else None), path, quality)

@@ -19,7 +19,7 @@ RUNTIMES = ("openvino", "onnxruntime")
 # auto's order. A short command-line process takes OpenVINO, whose CPU kernels are the faster; a
 # process that lives on takes ONNX Runtime first: with OpenVINO loaded, a later subprocess and
 # DataLoader-worker test crashed the test process with SIGSEGV, for a reason not yet found
-# (docs/results/2026-12-07-speed.md).
+# (docs/benchmarks.md, "Runtimes").
 QUICK_ORDER = ("openvino", "onnxruntime")
 IN_PROCESS_ORDER = ("onnxruntime", "openvino")
 
@@ -27,6 +27,14 @@ IN_PROCESS_ORDER = ("onnxruntime", "openvino")
 def available(runtime: str = "onnxruntime") -> bool:
     """Whether ``runtime`` (openvino | onnxruntime) can be imported here."""
     return importlib.util.find_spec(runtime) is not None
+
+
+def first_installed(order: tuple[str, ...]) -> str | None:
+    """What ``backend=auto`` runs: the first installed runtime of ``order``, or None (torch) where
+    none is or the environment says NST_BACKEND=torch."""
+    if os.environ.get("NST_BACKEND", "auto") == "torch":
+        return None
+    return next((r for r in order if available(r)), None)
 
 
 def cache_folder() -> Path:

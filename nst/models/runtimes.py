@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import warnings
 from pathlib import Path
 
@@ -26,7 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from nst.io.files import atomic_path
-from nst.models.graphs import IN_PROCESS_ORDER, RUNTIMES, available, cache_folder, load_graph
+from nst.models.graphs import IN_PROCESS_ORDER, RUNTIMES, available, cache_folder, first_installed, load_graph
 
 _QUIET = ("You are using the legacy TorchScript-based ONNX export", "The feature will be removed",
           "ONNX export mode is set to TrainingMode.EVAL", "Converting a tensor to a Python",
@@ -161,6 +160,4 @@ def choose(backend: str, device: torch.device, precision: torch.dtype | None, ne
         if not fits:
             raise NSTError(f"backend={backend} runs float32 on the CPU (trainer=cpu, precision 32)")
         return backend
-    if not fits or os.environ.get("NST_BACKEND", "auto") == "torch":
-        return "torch"
-    return next((r for r in IN_PROCESS_ORDER if available(r)), "torch")
+    return (first_installed(IN_PROCESS_ORDER) if fits else None) or "torch"
